@@ -1,0 +1,85 @@
+/* config_table.h - THE definition of every tern setting: name, type, default, help.
+ *
+ * This is the single source of truth.  config.c builds the parser and the
+ * struct config fields from it; `ternd --config-doc` prints docs/CONFIG.md from
+ * it and a test fails when the committed docs differ.  Defaults may refer to
+ * other settings as $name; they are expanded after the file is read.
+ *
+ * CFG(name, TYPE, default, help)
+ *   STR   string (may be empty)
+ *   INT   non-negative integer
+ *   SIZE  byte count, optional k/m/g suffix (powers of 1024)
+ *   TIME  seconds, optional s/m/h/d/w suffix
+ *   BOOL  yes/no (also true/false, on/off, 1/0)
+ *   LIST  comma and/or white-space separated list (stored as one string)
+ */
+CFG(myhostname, STR, "",
+    "The fully qualified name of this host, used in the greeting, HELO/EHLO of outgoing mail, "
+    "Received: headers and logs. Empty: the name from gethostname(), qualified through the resolver.")
+CFG(mydomain, STR, "",
+    "The domain of this host. Empty: $myhostname without its first label.")
+CFG(myorigin, STR, "",
+    "The domain appended to unqualified addresses of locally posted mail. Empty: the contents of "
+    "/etc/mailname if present, otherwise $myhostname.")
+CFG(mydestination, LIST, "$myhostname, localhost.$mydomain, localhost",
+    "Domains this host is the final destination for; their recipients are delivered locally.")
+CFG(mynetworks, LIST, "127.0.0.0/8, [::1]/128",
+    "Client networks (CIDR, IPv4 or [IPv6]) allowed to relay mail to any destination.")
+CFG(smtp_listen, LIST, "0.0.0.0:25",
+    "Addresses of the port-25 SMTP service, as host:port or [ipv6]:port, separated by commas.")
+CFG(smtpd_banner, STR, "$myhostname ESMTP tern",
+    "The text after 220 in the greeting. It must begin with $myhostname (RFC 5321 4.3.1).")
+CFG(message_size_limit, SIZE, "10240000",
+    "Largest message accepted, in bytes, including headers; advertised as SIZE. 0: no limit.")
+CFG(smtpd_recipient_limit, INT, "1000",
+    "Most recipients accepted in one transaction (at least 100 per RFC 5321); beyond: 452 4.5.3.")
+CFG(smtpd_timeout, TIME, "300s",
+    "How long the server waits for a client command or data before it says 421 and hangs up.")
+CFG(smtpd_hard_error_limit, INT, "20",
+    "Errors (replies 4xx/5xx to the client) after which the session ends with 421 4.7.0.")
+CFG(smtpd_session_limit, INT, "10000",
+    "Most simultaneous SMTP sessions; clients beyond it get 421 4.3.2 and are disconnected.")
+CFG(smtpd_max_line_length, INT, "1000",
+    "Longest message text line accepted in DATA/BDAT, in octets including CRLF (RFC 5321: 1000). "
+    "A message with a longer line is read to its end and rejected with 550 5.5.6.")
+CFG(strict_rfc821_envelopes, BOOL, "no",
+    "Require MAIL FROM/RCPT TO addresses in angle brackets with no space after the colon.")
+CFG(smtpd_helo_required, BOOL, "no",
+    "Require HELO or EHLO before MAIL FROM.")
+CFG(disable_vrfy_command, BOOL, "no",
+    "Answer VRFY with 502 instead of 252. VRFY never reveals whether a user exists.")
+CFG(smtpd_expn_enable, BOOL, "no",
+    "Allow EXPN (alias expansion) for clients in $mynetworks. Otherwise EXPN answers 502.")
+CFG(smtputf8_enable, BOOL, "yes",
+    "Offer SMTPUTF8 (RFC 6531) and accept UTF-8 addresses in transactions that ask for it.")
+CFG(queue_directory, STR, "/var/spool/tern",
+    "The queue: tmp/ for messages being received, msg/ for committed messages.")
+CFG(queue_retry_interval, TIME, "300s",
+    "First retry delay after a temporary delivery failure; doubled on each failure.")
+CFG(maximal_backoff_time, TIME, "4000s",
+    "Longest delay between two delivery attempts of one message.")
+CFG(maximal_queue_lifetime, TIME, "5d",
+    "After this long in the queue a temporarily failing recipient is failed permanently.")
+CFG(local_delivery_workers, INT, "2",
+    "Number of local delivery processes (each delivers one message at a time).")
+CFG(alias_maps, LIST, "/etc/aliases",
+    "Alias files in /etc/aliases format, searched in order. Empty: no aliases.")
+CFG(recipient_delimiter, STR, "+",
+    "Characters that separate a user name from an address extension (user+tag). Empty: none.")
+CFG(mailbox_format, STR, "mbox",
+    "Local mailbox format: mbox or maildir.")
+CFG(mailbox_base, STR, "",
+    "If set, every local user's mailbox lives under this directory (mbox: DIR/USER, maildir: "
+    "DIR/USER/) and any local part is a valid user: a development setup with no Unix users. "
+    "Empty: the real layout with getpwnam() users.")
+CFG(mail_spool_directory, STR, "/var/mail",
+    "Directory of mbox mailboxes (mailbox_format = mbox and empty mailbox_base).")
+CFG(home_mailbox, STR, "Maildir/",
+    "Mailbox path relative to the user's home directory for mailbox_format = maildir.")
+CFG(default_privs, STR, "nobody",
+    "The user that runs alias commands and file deliveries when tern runs as root and the "
+    "alias file is owned by root.")
+CFG(log_file, STR, "",
+    "Log file. Empty: standard error.")
+CFG(pid_file, STR, "",
+    "If set, ternd writes its process id here.")
