@@ -1,0 +1,162 @@
+/* smtp_data.c - message text: end-of-data detection, dot-unstuffing, line checks */
+#include "smtp_data.h"
+#include "queue.h"
+#include "xmalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void smtp_data_begin(struct smtp_data *d, long long max_line, long long size_limit)
+{
+    char *keep = d->line;
+    size_t keep_max = d->max_line;
+    memset(d, 0, sizeof(*d));
+    d->max_line = (size_t)max_line;
+    d->line = keep;
+    if (d->line == NULL || keep_max < d->max_line) {
+        free(d->line);
+        d->line = xmalloc(d->max_line + 1);
+    }
+    d->size_limit = size_limit;
+    d->prev_crlf = 1;
+    d->in_headers = 1;
+}
+
+void smtp_data_end(struct smtp_data *d)
+{
+    d->len = d->kept = 0;
+    d->flags = 0;
+    d->size = 0;
+}
+
+void smtp_data_free(struct smtp_data *d)
+{
+    free(d->line);
+    d->line = NULL;
+    d->max_line = 0;
+}
+
+/* note_header - remember Message-ID for the log (first line of it only) */
+static void note_header(struct smtp_data *d, const char *c, size_t n)
+{
+    if (n == 0) {
+        d->in_headers = 0;
+        return;
+    }
+    if (n > 11 && strncasecmp(c, "Message-ID:", 11) == 0 && d->message_id[0] == '\0') {
+        size_t i = 11;
+        while (i < n && (c[i] == ' ' || c[i] == '\t'))
+            i++;
+        size_t m = n - i < sizeof(d->message_id) - 1 ? n - i : sizeof(d->message_id) - 1;
+        for (size_t k = 0; k < m; k++) {
+            unsigned char ch = (unsigned char)c[i + k];
+            d->message_id[k] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+        }
+        d->message_id[m] = '\0';
+    }
+}
+
+/* long_line_done - a line over the limit was read (and not kept) */
+static void long_line_done(struct smtp_data *d, size_t whole, int crlf)
+{
+    d->prev_crlf = crlf;
+    d->flags |= DATA_F_LONG;
+    d->size += (long long)whole;
+}
+
+/* line_done - one complete line of len bytes, ending in LF unless it is the
+ * final line of a BDAT message.  Returns 1 at the end of DATA. */
+static int line_done(struct smtp_data *d, const char *line, size_t len, enum data_mode mode,
+                     struct queue_writer *w)
+{
+    int has_lf = len > 0 && line[len - 1] == '\n';
+    int crlf = has_lf && len >= 2 && line[len - 2] == '\r';
+    size_t clen = has_lf ? len - (crlf ? 2 : 1) : len;
+
+    if (mode == DATA_MODE_DOT && crlf && d->prev_crlf && clen == 1 && line[0] == '.')
+        return 1;
+    d->prev_crlf = crlf;
+    if ((has_lf && !crlf) || memchr(line, '\r', clen) || memchr(line, '\0', clen))
+        d->flags |= DATA_F_BADEOL;
+    if (clen + 2 > d->max_line)
+        d->flags |= DATA_F_LONG;
+    const char *c = line;
+    if (mode == DATA_MODE_DOT && clen > 0 && c[0] == '.') {
+        c++;
+        clen--;
+    }
+    d->size += (long long)clen + 2;
+    if (d->size_limit > 0 && d->size > d->size_limit)
+        d->flags |= DATA_F_TOOBIG;
+    if (d->in_headers)
+        note_header(d, c, clen);
+    if (d->flags == 0 && w != NULL) {
+        queue_writer_write(w, c, clen);
+        queue_writer_write(w, "\n", 1);
+    }
+    return 0;
+}
+
+/* partial_done - the carried line is complete (or final): dispatch it */
+static int partial_done(struct smtp_data *d, enum data_mode mode, struct queue_writer *w)
+{
+    size_t whole = d->len, kept = d->kept;
+    int crlf = d->tail[0] == '\r' && d->tail[1] == '\n';
+    d->len = d->kept = 0;
+    d->tail[0] = d->tail[1] = 0;
+    if (whole > kept)
+        return long_line_done(d, whole, crlf), 0;
+    return line_done(d, d->line, whole, mode, w);
+}
+
+/* carry - append part of a line to the partial-line buffer */
+static void carry(struct smtp_data *d, const char *s, size_t n)
+{
+    size_t room = d->max_line + 1 - d->kept;
+    size_t copy = n < room ? n : room;
+    memcpy(d->line + d->kept, s, copy);
+    d->kept += copy;
+    d->len += n;
+    if (n >= 2) {
+        d->tail[0] = s[n - 2];
+        d->tail[1] = s[n - 1];
+    } else if (n == 1) {
+        d->tail[0] = d->tail[1];
+        d->tail[1] = s[0];
+    }
+}
+
+size_t smtp_data_feed(struct smtp_data *d, const char *p, size_t len, enum data_mode mode,
+                      struct queue_writer *w, int *ended)
+{
+    size_t used = 0;
+    while (used < len) {
+        const char *s = p + used;
+        size_t n = len - used;
+        const char *lf = memchr(s, '\n', n);
+        size_t take = lf ? (size_t)(lf - s) + 1 : n;
+        used += take;
+        if (d->len == 0 && lf && take <= d->max_line + 1) {
+            /* fast path: the whole line is in this segment */
+            if (line_done(d, s, take, mode, w)) {
+                *ended = 1;
+                return used;
+            }
+            continue;
+        }
+        carry(d, s, take);
+        if (lf && partial_done(d, mode, w)) {
+            *ended = 1;
+            return used;
+        }
+    }
+    return used;
+}
+
+void smtp_data_flush(struct smtp_data *d, struct queue_writer *w)
+{
+    if (d->len > 0)
+        partial_done(d, DATA_MODE_BDAT, w);
+}
