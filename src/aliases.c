@@ -139,6 +139,21 @@ static int has_space_or_ctl(const char *s)
     return 0;
 }
 
+/* space_outside_quotes - white space or control byte outside "..." parts */
+static int space_outside_quotes(const char *s)
+{
+    int inq = 0;
+    for (; *s; s++) {
+        if (inq && *s == '\\' && s[1])
+            s++;
+        else if (*s == '"')
+            inq = !inq;
+        else if (!inq && (isspace((unsigned char)*s) || iscntrl((unsigned char)*s)))
+            return 1;
+    }
+    return 0;
+}
+
 /* classify - turn one token into a target; -1 with err on a bad token */
 static int classify(const char *tok, size_t len, struct alias_target **t, size_t *n, size_t *cap,
                     char *err, size_t errsz)
@@ -173,7 +188,7 @@ static int classify(const char *tok, size_t len, struct alias_target **t, size_t
         free(v);
         return -1;
     }
-    if (!quoted && type != ALIAS_PIPE && has_space_or_ctl(val)) {
+    if (!quoted && type != ALIAS_PIPE && space_outside_quotes(val)) {
         snprintf(err, errsz, "white space in %s \"%s\" (use double quotes)", what, val);
         free(v);
         return -1;

@@ -98,7 +98,7 @@ void local_worker_main(int fd, const struct config *cfg)
         char qid[QID_LEN + 1];
         char *sp;
         line[strcspn(line, "\n")] = '\0';
-        if (line[0] != 'D' || line[1] != ' ' || strlen(line) < 3 + QID_LEN + 2 ||
+        if (line[0] != 'D' || line[1] != ' ' || strlen(line) < 2 + QID_LEN + 2 ||
             line[2 + QID_LEN] != ' ') {
             log_warnx("bad request from master");
             continue;

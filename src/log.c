@@ -46,6 +46,11 @@ void log_set_hostname(const char *hostname)
         *dot = '\0';
 }
 
+int log_fileno(void)
+{
+    return log_fd;
+}
+
 /* log_reopen - reopen the log file (after rotation, on SIGHUP) */
 void log_reopen(void)
 {

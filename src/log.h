@@ -18,6 +18,7 @@ int log_init(const char *program, const char *path);
 void log_set_program(const char *program);
 void log_set_hostname(const char *hostname);
 void log_reopen(void);
+int log_fileno(void); /* the descriptor logs go to (kept open in children) */
 
 void log_info(const char *fmt, ...) PRINTF_LIKE(1, 2);
 void log_warn(const char *fmt, ...) PRINTF_LIKE(1, 2);

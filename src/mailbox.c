@@ -214,6 +214,13 @@ static int maildir_prepare(const char *dir, struct deliver_result *res)
     return 0;
 }
 
+/* maildir_fail - remove the tmp file and report errno e */
+static int maildir_fail(struct deliver_result *res, int e, const char *tmppath, const char *dir)
+{
+    unlink(tmppath);
+    return io_error(res, e, "cannot write maildir file in", dir);
+}
+
 /* maildir_deliver - write the message into maildir/new */
 int maildir_deliver(const char *maildir, const struct local_msg *msg, const char *prepend,
                     struct deliver_result *res)
@@ -236,34 +243,27 @@ int maildir_deliver(const char *maildir, const struct local_msg *msg, const char
     int fd = maildir_open_tmp(dir, &tv, host, tmppath, sizeof(tmppath));
     if (fd < 0)
         return io_error(res, errno, "cannot create file in", dir);
-    if (maildir_copy(fd, msg, prepend) < 0 || fsync(fd) < 0 || fstat(fd, &st) < 0)
-        goto fail;
-    if (close(fd) < 0) {
-        fd = -1;
-        goto fail;
+    if (maildir_copy(fd, msg, prepend) < 0 || fsync(fd) < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return maildir_fail(res, e, tmppath, dir);
     }
-    fd = -1;
+    if (close(fd) < 0)
+        return maildir_fail(res, errno, tmppath, dir);
     if (path_fmt(newdir, sizeof(newdir), "%s/new", dir) < 0 ||
         path_fmt(newpath, sizeof(newpath), "%s/%lld.V%llxI%llxM%ld.%s,S=%lld", newdir,
                  (long long)tv.tv_sec, (unsigned long long)st.st_dev,
                  (unsigned long long)st.st_ino, (long)tv.tv_usec, host,
                  (long long)st.st_size) < 0 ||
         rename(tmppath, newpath) < 0)
-        goto fail;
+        return maildir_fail(res, errno, tmppath, dir);
     if (fsync_dir(newdir) < 0) {
         int e = errno;
-        unlink(newpath);
+        unlink(newpath); /* not durable: let the retry deliver it instead of a duplicate */
         return io_error(res, e, "cannot sync", newdir);
     }
     set_result(res, DELIVER_OK, "2.0.0", "delivered to maildir");
     return 0;
-fail: {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        unlink(tmppath);
-        return io_error(res, e, "cannot write maildir file in", dir);
-    }
 }
 
 /* ------------------------------------------------------------------- mbox */

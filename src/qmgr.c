@@ -86,7 +86,12 @@ static int worker_spawn(struct worker *w)
         return -1;
     }
     if (pid == 0) {
-        close(sv[0]);
+        /* keep only our socket and the log: no listeners, no other worker's
+         * socket (which would keep that worker from seeing EOF) */
+        int keep = log_fileno();
+        for (int fd = 3; fd < 65536; fd++)
+            if (fd != sv[1] && fd != keep)
+                close(fd);
         local_worker_main(sv[1], tern.cfg);
     }
     close(sv[1]);
@@ -115,7 +120,10 @@ static void results_free(struct worker *w)
 static void worker_stop(struct worker *w)
 {
     if (w->bev) {
-        bufferevent_free(w->bev); /* EOF tells the worker to exit after its message */
+        /* EOF tells the worker to exit after its message; shut down now, since
+         * libevent may defer the close of a freed bufferevent */
+        shutdown(bufferevent_getfd(w->bev), SHUT_RDWR);
+        bufferevent_free(w->bev);
         w->bev = NULL;
     }
     if (w->pid > 0) {
@@ -550,6 +558,11 @@ int sched_busy(void)
         if (S.workers[i].job)
             return 1;
     return 0;
+}
+
+void sched_quiesce(void)
+{
+    S.stopping = 1;
 }
 
 void sched_shutdown(void)

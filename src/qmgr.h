@@ -16,6 +16,8 @@ int sched_init(void);
 void sched_add(const char *qid);
 /* sched_reload - restart workers so they see the new configuration */
 void sched_reload(void);
+/* sched_quiesce - dispatch nothing new, restart no worker (SIGTERM) */
+void sched_quiesce(void);
 /* sched_shutdown - stop workers (waits for their current message) */
 void sched_shutdown(void);
 /* sched_busy - deliveries in progress */

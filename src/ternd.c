@@ -106,6 +106,7 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
         evconnlistener_free(listeners[i]);
     nlisteners = 0;
     smtp_sessions_shutdown();
+    sched_quiesce();
     shutdown_timer = event_new(tern.base, -1, EV_PERSIST, shutdown_tick, NULL);
     event_add(shutdown_timer, &(struct timeval){0, 100000});
 }

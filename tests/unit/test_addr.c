@@ -323,7 +323,7 @@ static void test_path_table(void **state)
         run_case(&cases[i]);
 }
 
-/* fill_domain - n octets of valid domain: 49-letter labels joined by dots */
+/* fill_domain - n octets of domain: 49-letter labels joined by dots (invalid if n % 50 == 0) */
 static void fill_domain(char *d, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -439,7 +439,7 @@ static void test_path_lengths(void **state)
     /* the source route counts towards the path length */
     fill_domain(route, 245); /* 2 + 245 + 1 + 11 + 1 = 260 */
     assert_int_equal(parse_built(R, &a, "<@%s:a@%s>", route, "b.example"), ADDR_ERR_PATH_LONG);
-    fill_domain(route, 100);
+    fill_domain(route, 90);
     assert_int_equal(parse_built(R, &a, "<@%s:a@%s>", route, "b.example"), ADDR_OK);
     assert_string_equal(a.addr, "a@b.example");
 }
