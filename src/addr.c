@@ -402,14 +402,13 @@ static enum addr_status bare_extent(const char *p, int flags, size_t *n)
     return ADDR_OK;
 }
 
-/* check_8bit - non-ASCII needs ADDR_F_UTF8 and well-formed UTF-8; sets out->utf8 */
-static enum addr_status check_8bit(const char *p, size_t n, int flags, struct addr *out)
+/* check_8bit - non-ASCII (anywhere in the path) needs ADDR_F_UTF8 and well-formed UTF-8 */
+static enum addr_status check_8bit(const char *p, size_t n, int flags)
 {
     if (!has_8bit(p, n))
         return ADDR_OK;
     if (!(flags & ADDR_F_UTF8) || !addr_utf8_valid(p, n))
         return ADDR_ERR_UTF8;
-    out->utf8 = 1;
     return ADDR_OK;
 }
 
@@ -463,7 +462,7 @@ static enum addr_status parse_path(const char *arg, int flags, struct addr *out,
     }
     st = find_path(p, flags, &in, &n, end);
     if (st == ADDR_OK)
-        st = check_8bit(in, n, flags, out);
+        st = check_8bit(in, n, flags);
     if (st != ADDR_OK)
         return st;
     if (n == 0) { /* "<>" (bare empty paths were refused by bare_extent) */
@@ -473,6 +472,7 @@ static enum addr_status parse_path(const char *arg, int flags, struct addr *out,
     st = skip_route(in, n, flags & ADDR_F_UTF8, &used);
     if (st == ADDR_OK)
         st = parse_mailbox(in + used, n - used, flags, used > 0, out);
+    out->utf8 = has_8bit(in + used, n - used); /* of the mailbox: the source route is dropped */
     if (st == ADDR_OK && n + 2 > ADDR_PATH_MAX)
         st = ADDR_ERR_PATH_LONG;
     return st;

@@ -27,6 +27,11 @@ CFG(mynetworks, LIST, "127.0.0.0/8, [::1]/128",
     "Client networks (CIDR, IPv4 or [IPv6]) allowed to relay mail to any destination.")
 CFG(smtp_listen, LIST, "0.0.0.0:25",
     "Addresses of the port-25 SMTP service, as host:port or [ipv6]:port, separated by commas.")
+CFG(smtpd_peername_lookup, BOOL, "yes",
+    "Look up the client's host name (PTR, confirmed by a forward A/AAAA lookup) for logs and "
+    "Received: headers. Otherwise clients are \"unknown\".")
+CFG(dns_nameservers, LIST, "",
+    "DNS servers (ip or ip:port) for tern's own lookups. Empty: those of /etc/resolv.conf.")
 CFG(smtpd_banner, STR, "$myhostname ESMTP tern",
     "The text after 220 in the greeting. It must begin with $myhostname (RFC 5321 4.3.1).")
 CFG(message_size_limit, SIZE, "10240000",

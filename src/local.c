@@ -406,6 +406,8 @@ static void deliver_user(struct xp *x, const struct user_info *u, const char *ex
     char *prepend = make_prepend(x, addr);
     int as_user = u->real && geteuid() == 0;
     gid_t gid = u->gid;
+    if (!u->real && !maildir && mkdir(cfg->mailbox_base, 0700) < 0 && errno != EEXIST)
+        log_warn("cannot create mailbox_base %s", cfg->mailbox_base);
     if (as_user && !maildir) {
         mbox_precreate(u);
         gid = mail_gid(u->gid); /* the dotlock is made in the group-mail spool directory */

@@ -9,6 +9,7 @@
 #include "smtp_session.h"
 #include "buf.h"
 #include "daemon.h"
+#include "dns.h"
 #include "log.h"
 #include "net.h"
 #include "queue.h"
@@ -37,6 +38,7 @@
 #define INPUT_HIGHWAT (256 * 1024)
 
 enum session_state {
+    S_CONNECT,   /* looking up the client's name; greeting not sent yet */
     S_CMD,       /* reading commands */
     S_DATA,      /* reading DATA text */
     S_BDAT,      /* reading a BDAT chunk */
@@ -51,6 +53,7 @@ struct smtp_rcpt {
 
 struct smtp_session {
     struct bufferevent *bev;
+    struct dns_req *dns;         /* client name lookup in flight */
     struct event *close_ev;
     struct smtp_session *prev, *next;
     enum session_state state;
@@ -760,7 +763,7 @@ static int read_data(struct smtp_session *s)
 static void session_process(struct smtp_session *s)
 {
     for (;;) {
-        if (s->state == S_CLOSING || s->state == S_COMMIT)
+        if (s->state == S_CLOSING || s->state == S_COMMIT || s->state == S_CONNECT)
             return;
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_PAUSE) {
             s->pause_output = 1; /* resumed by session_writecb */
@@ -865,6 +868,7 @@ static void session_free(struct smtp_session *s)
     }
     log_info("disconnect from %s[%s]%s commands=%d", s->client_name, s->client_addr, stats, total);
     queue_commit_cancel(s);
+    dns_cancel(s->dns);
     transaction_reset(s);
     smtp_data_free(&s->data);
     if (s->prev)
@@ -879,6 +883,26 @@ static void session_free(struct smtp_session *s)
     free(s);
 }
 
+/* session_greet - the client's name is known: log the connection, say 220 */
+static void session_greet(void *arg, const char *name)
+{
+    struct smtp_session *s = arg;
+    s->dns = NULL;
+    snprintf(s->client_name, sizeof(s->client_name), "%s", name ? name : "unknown");
+    log_info("connect from %s[%s]", s->client_name, s->client_addr);
+    s->state = S_CMD;
+    if (tern.shutting_down) {
+        smtp_reply(s, R_SHUTDOWN, tern.cfg->myhostname);
+        return;
+    }
+    if (nsessions > tern.cfg->smtpd_session_limit) {
+        smtp_reply(s, R_TOO_MANY_CONN, tern.cfg->myhostname);
+        return;
+    }
+    smtp_reply(s, R_GREETING, tern.cfg->smtpd_banner);
+    session_process(s); /* anything the client sent too early */
+}
+
 void smtp_session_start(evutil_socket_t fd, const struct sockaddr *sa, socklen_t len)
 {
     struct smtp_session *s = xcalloc(1, sizeof(*s));
@@ -888,6 +912,7 @@ void smtp_session_start(evutil_socket_t fd, const struct sockaddr *sa, socklen_t
     s->in_mynetworks = net_cidr_match(tern.cfg->mynetworks, sa, NULL, 0) == 1;
     s->bev = bufferevent_socket_new(tern.base, fd, BEV_OPT_CLOSE_ON_FREE);
     s->close_ev = evtimer_new(tern.base, close_cb, s);
+    s->state = S_CONNECT;
     s->next = sessions;
     if (sessions)
         sessions->prev = s;
@@ -899,16 +924,10 @@ void smtp_session_start(evutil_socket_t fd, const struct sockaddr *sa, socklen_t
     struct timeval tmo = {tern.cfg->smtpd_timeout, 0};
     bufferevent_set_timeouts(s->bev, &tmo, &tmo);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-    log_info("connect from %s[%s]", s->client_name, s->client_addr);
-    if (tern.shutting_down) {
-        smtp_reply(s, R_SHUTDOWN, tern.cfg->myhostname);
-        return;
-    }
-    if (nsessions > tern.cfg->smtpd_session_limit) {
-        smtp_reply(s, R_TOO_MANY_CONN, tern.cfg->myhostname);
-        return;
-    }
-    smtp_reply(s, R_GREETING, tern.cfg->smtpd_banner);
+    if (tern.cfg->smtpd_peername_lookup && !tern.shutting_down)
+        s->dns = dns_client_name(sa, session_greet, s);
+    else
+        session_greet(s, NULL);
 }
 
 void smtp_sessions_shutdown(void)

@@ -2,6 +2,7 @@
 #include "aliases.h"
 #include "config.h"
 #include "daemon.h"
+#include "dns.h"
 #include "log.h"
 #include "net.h"
 #include "queue.h"
@@ -200,6 +201,8 @@ int main(int argc, char **argv)
     tern.base = event_base_new();
     if (tern.base == NULL)
         log_fatalx("event_base_new failed");
+    if (dns_init(tern.base, tern.cfg->dns_nameservers) < 0)
+        log_warnx("DNS resolver unavailable: clients will be \"unknown\"");
     if (queue_init(tern.base, tern.cfg->queue_directory) < 0)
         log_fatal("queue directory %s", tern.cfg->queue_directory);
     if (listen_all(tern.cfg->smtp_listen) < 0)
@@ -229,6 +232,7 @@ int main(int argc, char **argv)
     smtp_sessions_abort();
     sched_shutdown();
     queue_shutdown();
+    dns_shutdown();
     if (shutdown_timer)
         event_free(shutdown_timer);
     event_free(ev_term);

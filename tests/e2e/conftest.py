@@ -112,6 +112,8 @@ class Tern:
             "log_file": str(self.logfile),
             "queue_retry_interval": "1s",
             "maximal_backoff_time": "2s",
+            # tests never query the system resolver (no internet); test_dns.py runs its own
+            "smtpd_peername_lookup": "no",
         }
         base.update({k: str(v) for k, v in settings.items()})
         self.settings = base

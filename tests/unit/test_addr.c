@@ -247,6 +247,10 @@ static const struct path_case cases[] = {
     OK("<\xc3\xbc@[192.0.2.1]>", R | U, "\xc3\xbc@[192.0.2.1]", "\xc3\xbc", "[192.0.2.1]", BU | BL, ""),
     OK("j\xc3\xb6ran@example.com", M | U, "j\xc3\xb6ran@example.com", "j\xc3\xb6ran", "example.com", BU, ""),
     OK("<a@b.example>", R | U, "a@b.example", "a", "b.example", 0, ""),
+    /* a UTF-8 source route is checked, then dropped: utf8 describes the mailbox */
+    OK("<@b\xc3\xbc.example:a@b.example>", R | U, "a@b.example", "a", "b.example", 0, ""),
+    ERR("<@b\xc3\xbc.example:a@b.example>", R, ADDR_ERR_UTF8),
+    ERR("<@b\xc3.example:a@b.example>", R | U, ADDR_ERR_UTF8),
     ERR("<j\xc3\xb6ran@example.com>", R, ADDR_ERR_UTF8),
     ERR("<j\xc3\xb6ran@example.com>", M | S, ADDR_ERR_UTF8),
     ERR("<user@b\xc3\xbc" "cher.example>", R, ADDR_ERR_UTF8),
