@@ -5,7 +5,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,14 +157,6 @@ static void default_hostnames(struct cfg_raw *raw)
         char name[256] = "localhost";
         gethostname(name, sizeof(name) - 1);
         name[sizeof(name) - 1] = '\0';
-        if (strchr(name, '.') == NULL) {
-            struct addrinfo hints = {.ai_flags = AI_CANONNAME}, *res = NULL;
-            if (getaddrinfo(name, NULL, &hints, &res) == 0 && res && res->ai_canonname &&
-                strchr(res->ai_canonname, '.'))
-                snprintf(name, sizeof(name), "%s", res->ai_canonname);
-            if (res)
-                freeaddrinfo(res);
-        }
         free(raw->val[h]);
         raw->val[h] = xstrdup(name);
     }

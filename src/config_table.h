@@ -15,7 +15,7 @@
  */
 CFG(myhostname, STR, "",
     "The fully qualified name of this host, used in the greeting, HELO/EHLO of outgoing mail, "
-    "Received: headers and logs. Empty: the name from gethostname(), qualified through the resolver.")
+    "Received: headers and logs. Empty: the name from gethostname() (no DNS lookup).")
 CFG(mydomain, STR, "",
     "The domain of this host. Empty: $myhostname without its first label.")
 CFG(myorigin, STR, "",
