@@ -4,7 +4,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Debug -DTERN_SANITIZE=ON
 PY      := /usr/bin/python3
 JOBS    := $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run check unit e2e docs clean release bench
+.PHONY: all deps build run check unit e2e docs clean release bench fuzz
 
 all: build
 
@@ -40,3 +40,11 @@ docs: build
 
 clean:
 	rm -rf $(BUILD) build-release
+
+# fuzz: build the libFuzzer targets with clang and run each for FUZZ_SECONDS
+FUZZ_SECONDS ?= 60
+fuzz:
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DTERN_FUZZ=ON -DTERN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build-fuzz -j $(JOBS)
+	for f in build-fuzz/fuzz_*; do mkdir -p build-fuzz/corpus/$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus/$$(basename $$f) || exit 1; done

@@ -211,6 +211,17 @@ static void cmd_ehlo(struct smtp_session *s, const char *args)
 
 /* ---- MAIL / RCPT ---------------------------------------------------- */
 
+/* no_params - after HELO (not EHLO) no ESMTP parameter is allowed */
+static enum param_status no_params(const char *rest, char *bad, size_t badsz)
+{
+    while (*rest == ' ')
+        rest++;
+    if (*rest == '\0')
+        return PARAM_OK;
+    snprintf(bad, badsz, "%.*s", (int)strcspn(rest, " ="), rest);
+    return PARAM_UNKNOWN;
+}
+
 static int addr_flags(int mail)
 {
     return (mail ? ADDR_F_MAIL : 0) | (tern.cfg->strict_rfc821_envelopes ? ADDR_F_STRICT : 0) |
@@ -241,13 +252,16 @@ static void cmd_mail(struct smtp_session *s, const char *args)
         return;
     }
     struct mail_params mp;
-    char bad[64];
-    enum param_status ps = smtp_mail_params(rest, &mp, bad, sizeof(bad));
-    if (ps != PARAM_OK || (!s->esmtp && *rest)) {
+    char bad[64] = "";
+    enum param_status ps = s->esmtp ? smtp_mail_params(rest, &mp, bad, sizeof(bad))
+                                    : no_params(rest, bad, sizeof(bad));
+    if (ps != PARAM_OK) {
         log_printable(pr, sizeof(pr), bad, sizeof(bad), 0);
-        smtp_reply(s, ps == PARAM_UNKNOWN || ps == PARAM_OK ? R_PARAM_UNKNOWN : R_PARAM_BAD, pr);
+        smtp_reply(s, ps == PARAM_UNKNOWN ? R_PARAM_UNKNOWN : R_PARAM_BAD, pr);
         return;
     }
+    if (!s->esmtp)
+        smtp_mail_params("", &mp, bad, sizeof(bad));
     if (mp.smtputf8 && !tern.cfg->smtputf8_enable) {
         smtp_reply(s, R_PARAM_UNKNOWN, "SMTPUTF8");
         return;
@@ -301,13 +315,16 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
         return;
     }
     struct rcpt_params rp;
-    char bad[64];
-    enum param_status ps = smtp_rcpt_params(rest, &rp, bad, sizeof(bad));
-    if (ps != PARAM_OK || (!s->esmtp && *rest)) {
+    char bad[64] = "";
+    enum param_status ps = s->esmtp ? smtp_rcpt_params(rest, &rp, bad, sizeof(bad))
+                                    : no_params(rest, bad, sizeof(bad));
+    if (ps != PARAM_OK) {
         log_printable(pr, sizeof(pr), bad, sizeof(bad), 0);
-        smtp_reply(s, ps == PARAM_UNKNOWN || ps == PARAM_OK ? R_PARAM_UNKNOWN : R_PARAM_BAD, pr);
+        smtp_reply(s, ps == PARAM_UNKNOWN ? R_PARAM_UNKNOWN : R_PARAM_BAD, pr);
         return;
     }
+    if (!s->esmtp)
+        smtp_rcpt_params("", &rp, bad, sizeof(bad));
     log_printable(pr, sizeof(pr), a.addr, sizeof(a.addr), 1);
     if (a.utf8 && !s->mp.smtputf8) {
         smtp_reply(s, R_UTF8_NEEDED, pr);

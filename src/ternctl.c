@@ -152,7 +152,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ternctl: %s\n", err);
         return 2;
     }
-    int rc;
+    int rc = 2;
     if (strcmp(argv[optind], "mailq") == 0)
         rc = cmd_mailq(cfg);
     else if (strcmp(argv[optind], "show") == 0 && optind + 1 < argc)
