@@ -27,7 +27,7 @@ static const size_t cfg_offsets[] = {
 /* raw values as strings, before expansion and typing */
 struct cfg_raw {
     char *val[sizeof(cfg_defs) / sizeof(cfg_defs[0])];
-    int set[sizeof(cfg_defs) / sizeof(cfg_defs[0])];
+    char where[sizeof(cfg_defs) / sizeof(cfg_defs[0])][4200]; /* "FILE:LINE" or "-o" of the value */
 };
 
 static int cfg_index(const char *name, size_t len)
@@ -69,7 +69,7 @@ static int cfg_set(struct cfg_raw *raw, const char *line, const char *where, cha
     char *v = xstrdup(eq + 1);
     free(raw->val[i]);
     raw->val[i] = xstrdup(trim(v));
-    raw->set[i] = 1;
+    snprintf(raw->where[i], sizeof(raw->where[i]), "%s", where);
     free(v);
     return 0;
 }
@@ -208,11 +208,14 @@ static int config_validate(const struct config *c, char *err, size_t errsz)
     return 0;
 }
 
+/* WHERE - where setting i got its value: "FILE:LINE", "-o", or the file for defaults */
+#define WHERE(i) (raw.where[i][0] ? raw.where[i] : (file ? file : "(defaults)"))
+
 struct config *config_load(const char *file, char *const *overrides, int n, char *err,
                            size_t errsz)
 {
-    struct cfg_raw raw;
-    memset(&raw, 0, sizeof(raw));
+    struct cfg_raw *rawp = xcalloc(1, sizeof(*rawp));
+#define raw (*rawp)
     struct config *c = NULL;
     for (size_t i = 0; i < cfg_ndefs; i++)
         raw.val[i] = xstrdup(cfg_defs[i].def);
@@ -281,7 +284,7 @@ struct config *config_load(const char *file, char *const *overrides, int n, char
         struct buf v = BUF_INIT;
         char sub[512];
         if (expand(&raw, raw.val[i], &v, 0, sub, sizeof(sub)) < 0) {
-            snprintf(err, errsz, "%s: %s: %s", file ? file : "-o", cfg_defs[i].name, sub);
+            snprintf(err, errsz, "%s: %s: %s", WHERE(i), cfg_defs[i].name, sub);
             buf_free(&v);
             goto fail;
         }
@@ -303,7 +306,7 @@ struct config *config_load(const char *file, char *const *overrides, int n, char
             break;
         }
         if (bad) {
-            snprintf(err, errsz, "%s: %s: bad value \"%s\"", file ? file : "-o", cfg_defs[i].name, s);
+            snprintf(err, errsz, "%s: %s: bad value \"%s\"", WHERE(i), cfg_defs[i].name, s);
             buf_free(&v);
             goto fail;
         }
@@ -312,18 +315,24 @@ struct config *config_load(const char *file, char *const *overrides, int n, char
     {
         char sub[512];
         if (config_validate(c, sub, sizeof(sub)) < 0) {
-            snprintf(err, errsz, "%s: %s", file ? file : "-o", sub);
+            /* the message starts with the setting's name: point at its line */
+            size_t nl = strcspn(sub, ":");
+            int i = cfg_index(sub, nl);
+            snprintf(err, errsz, "%s: %s", i >= 0 ? WHERE(i) : (file ? file : "-o"), sub);
             goto fail;
         }
     }
     for (size_t i = 0; i < cfg_ndefs; i++)
         free(raw.val[i]);
+    free(rawp);
     return c;
 fail:
     for (size_t i = 0; i < cfg_ndefs; i++)
         free(raw.val[i]);
+    free(rawp);
     config_free(c);
     return NULL;
+#undef raw
 }
 
 void config_free(struct config *c)
@@ -412,10 +421,18 @@ size_t config_list_next(const char **p, char *out, size_t outsz)
 
 int config_list_contains(const char *list, const char *item)
 {
-    char it[1024];
+    size_t want = strlen(item);
     const char *p = list;
-    while (config_list_next(&p, it, sizeof(it)) > 0)
-        if (strcasecmp(it, item) == 0)
+    for (;;) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0')
+            return 0;
+        const char *e = p;
+        while (*e && *e != ',' && !isspace((unsigned char)*e))
+            e++;
+        if ((size_t)(e - p) == want && strncasecmp(p, item, want) == 0)
             return 1;
-    return 0;
+        p = e;
+    }
 }

@@ -30,7 +30,7 @@ _Noreturn void log_fatalx(const char *fmt, ...) PRINTF_LIKE(1, 2);
 extern int log_verbose;
 
 /* log_printable - copy at most len bytes of src into dst (size dstsz) with
- * control and non-ASCII bytes escaped as \ooo (UTF-8 kept if utf8 != 0);
+ * control bytes, backslash and (unless utf8) non-ASCII bytes escaped as \xHH (UTF-8 kept if utf8 != 0);
  * always NUL-terminates.  Returns dst. */
 char *log_printable(char *dst, size_t dstsz, const char *src, size_t len, int utf8);
 

@@ -28,8 +28,12 @@ int net_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *le
         host[colon - s] = '\0';
     }
     char *end;
+    if (colon[1] < '0' || colon[1] > '9')
+        return -1;
     long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 1 || port > 65535 || colon[1] == '\0')
+    if (*end != '\0' || port < 1 || port > 65535)
+        return -1;
+    if (s[0] == '[' && host[0] == '\0')
         return -1;
     struct sockaddr_in *sin = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
@@ -95,6 +99,8 @@ int net_cidr_match(const char *list, const struct sockaddr *sa, char *err, size_
         int bits = -1;
         char *slash = strchr(item, '/');
         if (slash) {
+            if (slash[1] < '0' || slash[1] > '9')
+                goto bad;
             char *end;
             bits = (int)strtol(slash + 1, &end, 10);
             if (*end != '\0' || slash[1] == '\0')

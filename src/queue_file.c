@@ -23,6 +23,17 @@ static void put_xtext(struct buf *out, const char *s)
     free(tmp);
 }
 
+/* put_opt_xtext - an optional value: "-" when absent; a value of "-" itself as "+2D" */
+static void put_opt_xtext(struct buf *out, const char *s)
+{
+    if (s == NULL)
+        buf_putc(out, '-');
+    else if (strcmp(s, "-") == 0)
+        buf_puts(out, "+2D");
+    else
+        put_xtext(out, s);
+}
+
 static const char *body_name(int body)
 {
     return body == BODY_8BITMIME ? "8BITMIME" : body == BODY_7BIT ? "7BIT" : "-";
@@ -45,10 +56,7 @@ void queue_env_encode(struct qenv *env, struct buf *out)
     buf_printf(out, "\nbody %s\nsmtputf8 %d\nret %s\nenvid ", body_name(env->body),
                env->smtputf8 ? 1 : 0,
                env->ret == RET_FULL ? "FULL" : env->ret == RET_HDRS ? "HDRS" : "-");
-    if (env->envid)
-        put_xtext(out, env->envid);
-    else
-        buf_putc(out, '-');
+    put_opt_xtext(out, env->envid);
     buf_putc(out, '\n');
     for (size_t i = 0; i < env->nrcpt; i++) {
         struct qrcpt *r = &env->rcpts[i];
@@ -56,10 +64,7 @@ void queue_env_encode(struct qenv *env, struct buf *out)
         r->state_off = (off_t)(out->len - base);
         buf_printf(out, "%c %d %s ", r->state ? r->state : RCPT_QUEUED, r->notify,
                    r->orcpt_type[0] ? r->orcpt_type : "-");
-        if (r->orcpt)
-            put_xtext(out, r->orcpt);
-        else
-            buf_putc(out, '-');
+        put_opt_xtext(out, r->orcpt);
         buf_putc(out, ' ');
         put_xtext(out, r->addr);
         buf_putc(out, '\n');

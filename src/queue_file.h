@@ -60,7 +60,7 @@ struct qenv {
 };
 
 /* queue_env_encode - append the envelope (through the "data" line) to out;
- * sets each rcpt's state_off relative to the start of out. */
+ * sets each rcpt's state_off relative to where the envelope starts in out. */
 struct buf;
 void queue_env_encode(struct qenv *env, struct buf *out);
 

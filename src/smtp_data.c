@@ -58,12 +58,17 @@ static void note_header(struct smtp_data *d, const char *c, size_t n)
     }
 }
 
-/* long_line_done - a line over the limit was read (and not kept) */
-static void long_line_done(struct smtp_data *d, size_t whole, int crlf)
+/* long_line_done - a line over the limit was read (and not kept); its bare
+ * CR/NUL were noted by carry(), its line end is checked here */
+static void long_line_done(struct smtp_data *d, size_t whole, int has_lf, int crlf)
 {
     d->prev_crlf = crlf;
     d->flags |= DATA_F_LONG;
-    d->size += (long long)whole;
+    if (has_lf && !crlf)
+        d->flags |= DATA_F_BADEOL;
+    d->size += (long long)whole + (crlf ? 0 : 2);
+    if (d->size_limit > 0 && d->size > d->size_limit)
+        d->flags |= DATA_F_TOOBIG;
 }
 
 /* line_done - one complete line of len bytes, ending in LF unless it is the
@@ -103,15 +108,18 @@ static int line_done(struct smtp_data *d, const char *line, size_t len, enum dat
 static int partial_done(struct smtp_data *d, enum data_mode mode, struct queue_writer *w)
 {
     size_t whole = d->len, kept = d->kept;
-    int crlf = d->tail[0] == '\r' && d->tail[1] == '\n';
+    int has_lf = d->tail[1] == '\n';
+    int crlf = has_lf && d->tail[0] == '\r';
     d->len = d->kept = 0;
     d->tail[0] = d->tail[1] = 0;
+    d->cr_pending = 0;
     if (whole > kept)
-        return long_line_done(d, whole, crlf), 0;
+        return long_line_done(d, whole, has_lf, crlf), 0;
     return line_done(d, d->line, whole, mode, w);
 }
 
-/* carry - append part of a line to the partial-line buffer */
+/* carry - append part of a line to the partial-line buffer.  Bytes beyond
+ * the limit are not kept, so bare CRs and NULs are looked for here. */
 static void carry(struct smtp_data *d, const char *s, size_t n)
 {
     size_t room = d->max_line + 1 - d->kept;
@@ -119,6 +127,14 @@ static void carry(struct smtp_data *d, const char *s, size_t n)
     memcpy(d->line + d->kept, s, copy);
     d->kept += copy;
     d->len += n;
+    if (d->cr_pending && n > 0 && s[0] != '\n')
+        d->flags |= DATA_F_BADEOL;
+    for (const char *c = memchr(s, '\r', n); c; c = memchr(c + 1, '\r', n - (size_t)(c + 1 - s)))
+        if (c + 1 < s + n && c[1] != '\n')
+            d->flags |= DATA_F_BADEOL;
+    if (memchr(s, '\0', n))
+        d->flags |= DATA_F_BADEOL;
+    d->cr_pending = n > 0 && s[n - 1] == '\r';
     if (n >= 2) {
         d->tail[0] = s[n - 2];
         d->tail[1] = s[n - 1];

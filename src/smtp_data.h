@@ -28,6 +28,7 @@ struct smtp_data {
     long long size_limit;  /* 0: none */
     long long size;        /* message octets as on the wire (CRLF counted as 2) */
     char tail[2];          /* last two octets of the partial line */
+    int cr_pending;        /* the partial line ends in CR (bare unless LF follows) */
     int prev_crlf;         /* the previous line ended in CRLF (or DATA just began) */
     int in_headers;
     int flags;             /* DATA_F_* */
