@@ -288,6 +288,7 @@ struct config *config_load(const char *file, char *const *overrides, int n, char
             buf_free(&v);
             goto fail;
         }
+        c->explicit_set[i] = raw.where[i][0] != '\0';
         char *field = (char *)c + cfg_offsets[i];
         const char *s = buf_str(&v);
         int bad = 0;
@@ -368,22 +369,13 @@ static void value_string(const struct config *c, size_t i, char *out, size_t out
 
 void config_print(const struct config *c, FILE *fp, int nondefault_only)
 {
-    struct config *d = NULL;
-    if (nondefault_only) {
-        char err[256];
-        d = config_load(NULL, NULL, 0, err, sizeof(err));
-    }
     for (size_t i = 0; i < cfg_ndefs; i++) {
-        char v[4096], dv[4096];
+        char v[4096];
+        if (nondefault_only && !c->explicit_set[i])
+            continue;
         value_string(c, i, v, sizeof(v));
-        if (d) {
-            value_string(d, i, dv, sizeof(dv));
-            if (strcmp(v, dv) == 0)
-                continue;
-        }
         fprintf(fp, "%s = %s\n", cfg_defs[i].name, v);
     }
-    config_free(d);
 }
 
 void config_doc(FILE *fp)

@@ -7,6 +7,13 @@
 
 enum cfg_type { CFG_STR, CFG_INT, CFG_SIZE, CFG_TIME, CFG_BOOL, CFG_LIST };
 
+enum cfg_index {
+#define CFG(name, type, def, help) CFG_IDX_##name,
+#include "config_table.h"
+#undef CFG
+    CFG__COUNT
+};
+
 struct config {
 #define CFG_FIELD_STR char *
 #define CFG_FIELD_LIST char *
@@ -18,6 +25,7 @@ struct config {
 #include "config_table.h"
 #undef CFG
     char *path; /* the file it was read from */
+    unsigned char explicit_set[CFG__COUNT]; /* set in the file or with -o */
 };
 
 struct cfg_def {
@@ -37,7 +45,8 @@ struct config *config_load(const char *file, char *const *overrides, int n, char
                            size_t errsz);
 void config_free(struct config *c);
 
-/* config_print - print settings; nondefault_only: like postconf -n */
+/* config_print - print settings; nondefault_only: only those set in the
+ * file or with -o, like postconf -n */
 void config_print(const struct config *c, FILE *fp, int nondefault_only);
 /* config_doc - print the Markdown reference generated from the table */
 void config_doc(FILE *fp);

@@ -46,7 +46,7 @@ CFG(smtpd_session_limit, INT, "10000",
     "Most simultaneous SMTP sessions; clients beyond it get 421 4.3.2 and are disconnected.")
 CFG(smtpd_max_line_length, INT, "1000",
     "Longest message text line accepted in DATA/BDAT, in octets including CRLF (RFC 5321: 1000). "
-    "A message with a longer line is read to its end and rejected with 550 5.5.6.")
+    "A message with a longer line is read to its end and rejected with 550 5.6.0.")
 CFG(strict_rfc821_envelopes, BOOL, "no",
     "Require MAIL FROM/RCPT TO addresses in angle brackets with no space after the colon.")
 CFG(smtpd_helo_required, BOOL, "no",

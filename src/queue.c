@@ -330,18 +330,6 @@ void queue_writer_abort(struct queue_writer *w)
     free(w);
 }
 
-void queue_commit_cancel(void *arg)
-{
-    pthread_mutex_lock(&q.lock);
-    for (struct queue_writer *w = q.pending; w; w = w->next)
-        if (w->arg == arg)
-            w->cb = NULL;
-    for (struct queue_writer *w = q.done; w; w = w->next)
-        if (w->arg == arg)
-            w->cb = NULL;
-    pthread_mutex_unlock(&q.lock);
-}
-
 /* remove_tmp - incomplete messages were never acknowledged: delete them */
 static void remove_tmp(void)
 {

@@ -48,9 +48,6 @@ void queue_writer_commit(struct queue_writer *w, queue_commit_fn cb, void *arg);
 int queue_writer_commit_sync(struct queue_writer *w);
 /* queue_writer_abort - discard the file; the writer is consumed */
 void queue_writer_abort(struct queue_writer *w);
-/* queue_commit_cancel - the owner of arg went away: its pending callbacks
- * will not be called (the commit itself still completes). */
-void queue_commit_cancel(void *arg);
 
 /* queue_recover - delete everything in tmp/, call fn for every valid message in msg/
  * (invalid ones move to corrupt/).  Returns the number of messages. */

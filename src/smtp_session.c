@@ -46,6 +46,12 @@ enum session_state {
     S_CLOSING,   /* reply sent, waiting for output to drain */
 };
 
+/* A commit in flight.  It outlives its session if the client goes away:
+ * the message is durable either way and must still be scheduled. */
+struct commit_ticket {
+    struct smtp_session *session;  /* NULL once the session is gone */
+};
+
 struct smtp_rcpt {
     struct addr addr;
     struct rcpt_params params;
@@ -84,6 +90,8 @@ struct smtp_session {
     int errors;
     int pause_output;
     int cmd_discarding;          /* inside an over-long command line */
+    int peer_eof;                /* the client half-closed: answer what it sent, then close */
+    struct commit_ticket *ticket;
     int ncmd[CMD__COUNT];
     int ncmd_bad[CMD__COUNT];
 };
@@ -115,7 +123,7 @@ static void smtp_reply(struct smtp_session *s, enum reply_id id, ...)
         evbuffer_add_printf(out, "%d %s %s\r\n", r->code, r->esc, text);
     else
         evbuffer_add_printf(out, "%d %s\r\n", r->code, text);
-    if (r->code >= 400)
+    if (r->code >= 400 && id != R_TOO_MANY_RCPT) /* overshoot is normal client behaviour */
         s->errors++;
     if (r->code == 421 || r->code == 221 || r->code == 521) {
         session_close(s);
@@ -281,6 +289,27 @@ static void cmd_mail(struct smtp_session *s, const char *args)
     smtp_reply(s, R_MAIL_OK);
 }
 
+/* dot_atom - the local part needs no quotes (RFC 5322 dot-atom) */
+static int dot_atom(const char *l)
+{
+    static const char atext[] = "!#$%&'*+-/=?^_`{|}~";
+    if (*l == '\0' || *l == '.' || l[strlen(l) - 1] == '.' || strstr(l, ".."))
+        return 0;
+    for (; *l; l++)
+        if (!isalnum((unsigned char)*l) && *l != '.' && !strchr(atext, *l) && !((unsigned char)*l & 0x80))
+            return 0;
+    return 1;
+}
+
+/* rcpt_canonical - "alice"@dom is alice@dom (RFC 5321 4.1.2): store one spelling */
+static void rcpt_canonical(struct addr *a)
+{
+    if (a->quoted && dot_atom(a->local)) {
+        snprintf(a->addr, sizeof(a->addr), "%s@%s", a->local, a->domain);
+        a->quoted = 0;
+    }
+}
+
 /* rcpt_allowed - relay control: local domains, or trusted clients.  Source
  * routes are already dropped; '%', '!' and quoted '@' stay in the local part,
  * so they can only ever name a local user. */
@@ -325,6 +354,8 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
     }
     if (!s->esmtp)
         smtp_rcpt_params("", &rp, bad, sizeof(bad));
+    if (a.domain[0])
+        rcpt_canonical(&a);
     log_printable(pr, sizeof(pr), a.addr, sizeof(a.addr), 1);
     if (a.utf8 && !s->mp.smtputf8) {
         smtp_reply(s, R_UTF8_NEEDED, pr);
@@ -452,21 +483,30 @@ static void message_finish(struct smtp_session *s)
     struct queue_writer *w = s->qw;
     s->qw = NULL;
     s->state = S_COMMIT;
-    queue_writer_commit(w, commit_done, s);
+    s->ticket = xcalloc(1, sizeof(*s->ticket));
+    s->ticket->session = s;
+    queue_writer_commit(w, commit_done, s->ticket);
 }
 
 /* commit_done - the message is durable (or not): now, and only now, reply */
 static void commit_done(void *arg, const char *qid, int err)
 {
-    struct smtp_session *s = arg;
-    if (err == 0) {
-        smtp_reply(s, R_QUEUED, qid);
+    struct commit_ticket *t = arg;
+    struct smtp_session *s = t->session;
+    free(t);
+    if (err == 0)
         sched_add(qid);
-    } else {
+    else {
         errno = err;
         log_warn("%s: queue commit failed", qid);
-        smtp_reply(s, err == ENOSPC || err == EDQUOT ? R_QUEUE_FULL : R_QUEUE_ERROR);
     }
+    if (s == NULL)
+        return; /* the client left before its 250: the message is kept all the same */
+    s->ticket = NULL;
+    if (err == 0)
+        smtp_reply(s, R_QUEUED, qid);
+    else
+        smtp_reply(s, err == ENOSPC || err == EDQUOT ? R_QUEUE_FULL : R_QUEUE_ERROR);
     transaction_reset(s);
     if (s->state == S_COMMIT)
         s->state = S_CMD;
@@ -569,13 +609,13 @@ static void cmd_rset(struct smtp_session *s, const char *args)
         return;
     }
     transaction_reset(s);
-    smtp_reply(s, R_OK);
+    smtp_reply(s, R_OKAY);
 }
 
 static void cmd_noop(struct smtp_session *s, const char *args)
 {
     (void)args;
-    smtp_reply(s, R_OK);
+    smtp_reply(s, R_OKAY);
 }
 
 static void cmd_help(struct smtp_session *s, const char *args)
@@ -650,30 +690,30 @@ static void cmd_http(struct smtp_session *s, const char *args)
     smtp_reply(s, R_HTTP);
 }
 
-/* The dispatch table.  CMDF_ESMTP_ONLY: not after HELO (BDAT is an extension). */
-#define CMDF_ESMTP_ONLY 0x01
+/* The dispatch table: one row per command (names are used in the disconnect log line). */
 static const struct smtp_cmd_def {
     enum smtp_verb verb;
     const char *name;
     void (*fn)(struct smtp_session *, const char *);
-    int flags;
 } smtp_cmds[] = {
-    {CMD_HELO, "helo", cmd_helo, 0},
-    {CMD_EHLO, "ehlo", cmd_ehlo, 0},
-    {CMD_MAIL, "mail", cmd_mail, 0},
-    {CMD_RCPT, "rcpt", cmd_rcpt, 0},
-    {CMD_DATA, "data", cmd_data, 0},
-    {CMD_BDAT, "bdat", cmd_bdat, 0},
-    {CMD_RSET, "rset", cmd_rset, 0},
-    {CMD_NOOP, "noop", cmd_noop, 0},
-    {CMD_HELP, "help", cmd_help, 0},
-    {CMD_VRFY, "vrfy", cmd_vrfy, 0},
-    {CMD_EXPN, "expn", cmd_expn, 0},
-    {CMD_QUIT, "quit", cmd_quit, 0},
-    {CMD_STARTTLS, "starttls", cmd_starttls, 0},
-    {CMD_AUTH, "auth", cmd_auth, 0},
-    {CMD_HTTP, "http", cmd_http, 0},
+    [CMD_UNKNOWN] = {CMD_UNKNOWN, "unknown", NULL},
+    [CMD_HELO] = {CMD_HELO, "helo", cmd_helo},
+    [CMD_EHLO] = {CMD_EHLO, "ehlo", cmd_ehlo},
+    [CMD_MAIL] = {CMD_MAIL, "mail", cmd_mail},
+    [CMD_RCPT] = {CMD_RCPT, "rcpt", cmd_rcpt},
+    [CMD_DATA] = {CMD_DATA, "data", cmd_data},
+    [CMD_BDAT] = {CMD_BDAT, "bdat", cmd_bdat},
+    [CMD_RSET] = {CMD_RSET, "rset", cmd_rset},
+    [CMD_NOOP] = {CMD_NOOP, "noop", cmd_noop},
+    [CMD_HELP] = {CMD_HELP, "help", cmd_help},
+    [CMD_VRFY] = {CMD_VRFY, "vrfy", cmd_vrfy},
+    [CMD_EXPN] = {CMD_EXPN, "expn", cmd_expn},
+    [CMD_QUIT] = {CMD_QUIT, "quit", cmd_quit},
+    [CMD_STARTTLS] = {CMD_STARTTLS, "starttls", cmd_starttls},
+    [CMD_AUTH] = {CMD_AUTH, "auth", cmd_auth},
+    [CMD_HTTP] = {CMD_HTTP, "http", cmd_http},
 };
+_Static_assert(sizeof(smtp_cmds) / sizeof(smtp_cmds[0]) == CMD__COUNT, "one row per verb");
 
 /* ---- input ---------------------------------------------------------- */
 
@@ -685,11 +725,11 @@ static int read_command(struct smtp_session *s)
     size_t avail = evbuffer_get_length(in);
     if (avail == 0)
         return 0;
-    size_t look = avail < CMD_LINE_MAX + 1 ? avail : CMD_LINE_MAX + 1;
+    size_t look = avail < CMD_LINE_MAX ? avail : CMD_LINE_MAX;
     unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)look);
     unsigned char *lf = memchr(p, '\n', look);
     if (lf == NULL) {
-        if (avail <= CMD_LINE_MAX)
+        if (avail < CMD_LINE_MAX)
             return 0;
         /* over-long: discard through the next LF (kept in data.discarding) */
         evbuffer_drain(in, look);
@@ -703,7 +743,7 @@ static int read_command(struct smtp_session *s)
         smtp_reply(s, R_LINE_TOO_LONG);
         return 1;
     }
-    char line[CMD_LINE_MAX + 1];
+    char line[CMD_LINE_MAX];
     int crlf = len >= 2 && p[len - 2] == '\r';
     size_t clen = len - (crlf ? 2 : 1);
     memcpy(line, p, clen);
@@ -727,16 +767,11 @@ static int read_command(struct smtp_session *s)
         smtp_reply(s, R_UNKNOWN_CMD);
         return 1;
     }
-    for (size_t i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++) {
-        if (smtp_cmds[i].verb != v)
-            continue;
-        int before = s->errors;
-        smtp_cmds[i].fn(s, args);
-        s->ncmd[v]++;
-        if (s->errors > before)
-            s->ncmd_bad[v]++;
-        break;
-    }
+    int before = s->errors;
+    smtp_cmds[v].fn(s, args);
+    s->ncmd[v]++;
+    if (s->errors > before)
+        s->ncmd_bad[v]++;
     return 1;
 }
 
@@ -795,8 +830,11 @@ static void session_process(struct smtp_session *s)
         } else {
             progress = read_command(s);
         }
-        if (!progress)
+        if (!progress) {
+            if (s->peer_eof && s->state == S_CMD)
+                session_close(s); /* everything the client sent is answered */
             return;
+        }
     }
 }
 
@@ -833,6 +871,14 @@ static void session_eventcb(struct bufferevent *bev, short what, void *arg)
         bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){10, 0});
         return;
     }
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->state != S_CLOSING &&
+        s->state != S_DATA && s->state != S_BDAT) {
+        /* half-close (shutdown(SHUT_WR), nc -N): answer what was sent, then close */
+        s->peer_eof = 1;
+        bufferevent_disable(s->bev, EV_READ);
+        session_process(s);
+        return;
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (s->state == S_DATA || s->state == S_BDAT)
             log_info("lost connection after DATA from %s[%s]", s->client_name, s->client_addr);
@@ -854,8 +900,6 @@ static void session_close(struct smtp_session *s)
 {
     if (s->state == S_CLOSING)
         return;
-    if (s->state == S_COMMIT)
-        queue_commit_cancel(s);
     s->state = S_CLOSING;
     bufferevent_disable(s->bev, EV_READ);
     event_active(s->close_ev, EV_TIMEOUT, 0);
@@ -863,11 +907,6 @@ static void session_close(struct smtp_session *s)
 
 static void session_free(struct smtp_session *s)
 {
-    static const char *names[CMD__COUNT] = {
-        [CMD_UNKNOWN] = "unknown", [CMD_HELO] = "helo", [CMD_EHLO] = "ehlo", [CMD_MAIL] = "mail",
-        [CMD_RCPT] = "rcpt", [CMD_DATA] = "data", [CMD_BDAT] = "bdat", [CMD_RSET] = "rset",
-        [CMD_NOOP] = "noop", [CMD_HELP] = "help", [CMD_VRFY] = "vrfy", [CMD_EXPN] = "expn",
-        [CMD_QUIT] = "quit", [CMD_STARTTLS] = "starttls", [CMD_AUTH] = "auth", [CMD_HTTP] = "http"};
     char stats[512] = "";
     size_t o = 0;
     int total = 0;
@@ -877,14 +916,16 @@ static void session_free(struct smtp_session *s)
             continue;
         total += n;
         if (s->ncmd_bad[v] && v != CMD_UNKNOWN)
-            o += (size_t)snprintf(stats + o, sizeof(stats) - o, " %s=%d/%d", names[v], n - s->ncmd_bad[v], n);
+            o += (size_t)snprintf(stats + o, sizeof(stats) - o, " %s=%d/%d", smtp_cmds[v].name,
+                                  n - s->ncmd_bad[v], n);
         else
-            o += (size_t)snprintf(stats + o, sizeof(stats) - o, " %s=%d", names[v], n);
+            o += (size_t)snprintf(stats + o, sizeof(stats) - o, " %s=%d", smtp_cmds[v].name, n);
         if (o >= sizeof(stats))
             o = sizeof(stats) - 1;
     }
     log_info("disconnect from %s[%s]%s commands=%d", s->client_name, s->client_addr, stats, total);
-    queue_commit_cancel(s);
+    if (s->ticket)
+        s->ticket->session = NULL;
     dns_cancel(s->dns);
     transaction_reset(s);
     smtp_data_free(&s->data);
