@@ -542,14 +542,15 @@ static void test_print_nondefault(void **state)
     free(out);
     config_free(c);
 
-    /* changed settings only, in table order; a setting set to its default value
-     * (smtpd_timeout = 5m is 300s) is not a change */
+    /* settings given explicitly (file or -o), in table order, like postconf -n: a
+     * setting set to its default value (smtpd_timeout = 5m is 300s) is shown too */
     char *ov[4] = {"smtpd_helo_required=yes", "message_size_limit=20m", "smtpd_timeout=5m",
                    "alias_maps="};
     c = config_load(NULL, ov, 4, err, sizeof(err));
     assert_non_null(c);
     out = print_conf(c, 1);
     assert_string_equal(out, "message_size_limit = 20971520\n"
+                             "smtpd_timeout = 300s\n"
                              "smtpd_helo_required = yes\n"
                              "alias_maps = \n");
     free(out);
