@@ -236,6 +236,33 @@ static int addr_flags(int mail)
            (tern.cfg->smtputf8_enable ? ADDR_F_UTF8 : 0);
 }
 
+/* envelope_arg - parse the path and ESMTP parameters of MAIL (mp != NULL) or
+ * RCPT (rp != NULL); on error reply and return -1.  After HELO no parameter
+ * is allowed. */
+static int envelope_arg(struct smtp_session *s, const char *args, struct addr *a,
+                        struct mail_params *mp, struct rcpt_params *rp)
+{
+    const char *rest;
+    char pr[ADDR_PATH_MAX * 2], bad[64] = "";
+    enum addr_status st = addr_parse_path(args, addr_flags(mp != NULL), a, &rest);
+    if (st != ADDR_OK) {
+        log_printable(pr, sizeof(pr), args, 300, 1);
+        smtp_reply(s, mp ? R_BAD_SENDER : R_BAD_RCPT, pr, addr_status_text(st));
+        return -1;
+    }
+    enum param_status ps = s->esmtp ? PARAM_OK : no_params(rest, bad, sizeof(bad));
+    if (ps == PARAM_OK) {
+        const char *p = s->esmtp ? rest : "";
+        ps = mp ? smtp_mail_params(p, mp, bad, sizeof(bad)) : smtp_rcpt_params(p, rp, bad, sizeof(bad));
+    }
+    if (ps != PARAM_OK) {
+        log_printable(pr, sizeof(pr), bad, sizeof(bad), 0);
+        smtp_reply(s, ps == PARAM_UNKNOWN ? R_PARAM_UNKNOWN : R_PARAM_BAD, pr);
+        return -1;
+    }
+    return 0;
+}
+
 static void cmd_mail(struct smtp_session *s, const char *args)
 {
     if (args == NULL) {
@@ -251,25 +278,10 @@ static void cmd_mail(struct smtp_session *s, const char *args)
         return;
     }
     struct addr a;
-    const char *rest;
-    char pr[ADDR_PATH_MAX * 2];
-    enum addr_status st = addr_parse_path(args, addr_flags(1), &a, &rest);
-    if (st != ADDR_OK) {
-        log_printable(pr, sizeof(pr), args, 300, 1);
-        smtp_reply(s, R_BAD_SENDER, pr, addr_status_text(st));
-        return;
-    }
     struct mail_params mp;
-    char bad[64] = "";
-    enum param_status ps = s->esmtp ? smtp_mail_params(rest, &mp, bad, sizeof(bad))
-                                    : no_params(rest, bad, sizeof(bad));
-    if (ps != PARAM_OK) {
-        log_printable(pr, sizeof(pr), bad, sizeof(bad), 0);
-        smtp_reply(s, ps == PARAM_UNKNOWN ? R_PARAM_UNKNOWN : R_PARAM_BAD, pr);
+    char pr[ADDR_PATH_MAX * 2];
+    if (envelope_arg(s, args, &a, &mp, NULL) < 0)
         return;
-    }
-    if (!s->esmtp)
-        smtp_mail_params("", &mp, bad, sizeof(bad));
     if (mp.smtputf8 && !tern.cfg->smtputf8_enable) {
         smtp_reply(s, R_PARAM_UNKNOWN, "SMTPUTF8");
         return;
@@ -335,25 +347,10 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
         return;
     }
     struct addr a;
-    const char *rest;
-    char pr[ADDR_PATH_MAX * 2];
-    enum addr_status st = addr_parse_path(args, addr_flags(0), &a, &rest);
-    if (st != ADDR_OK) {
-        log_printable(pr, sizeof(pr), args, 300, 1);
-        smtp_reply(s, R_BAD_RCPT, pr, addr_status_text(st));
-        return;
-    }
     struct rcpt_params rp;
-    char bad[64] = "";
-    enum param_status ps = s->esmtp ? smtp_rcpt_params(rest, &rp, bad, sizeof(bad))
-                                    : no_params(rest, bad, sizeof(bad));
-    if (ps != PARAM_OK) {
-        log_printable(pr, sizeof(pr), bad, sizeof(bad), 0);
-        smtp_reply(s, ps == PARAM_UNKNOWN ? R_PARAM_UNKNOWN : R_PARAM_BAD, pr);
+    char pr[ADDR_PATH_MAX * 2];
+    if (envelope_arg(s, args, &a, NULL, &rp) < 0)
         return;
-    }
-    if (!s->esmtp)
-        smtp_rcpt_params("", &rp, bad, sizeof(bad));
     if (a.domain[0])
         rcpt_canonical(&a);
     log_printable(pr, sizeof(pr), a.addr, sizeof(a.addr), 1);
