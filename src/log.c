@@ -64,7 +64,8 @@ void log_reopen(void)
     log_fd = fd;
 }
 
-static void log_vwrite(const char *level, const char *fmt, va_list ap, int with_errno)
+static void log_vwrite_as(const char *program, const char *level, const char *fmt, va_list ap,
+                          int with_errno)
 {
     int saved = errno;
     char line[4096];
@@ -73,7 +74,7 @@ static void log_vwrite(const char *level, const char *fmt, va_list ap, int with_
     localtime_r(&now, &tm);
     size_t n = strftime(line, sizeof(line), "%b %e %H:%M:%S ", &tm);
     n += (size_t)snprintf(line + n, sizeof(line) - n, "%s tern/%s[%ld]: %s", log_host,
-                          log_program, (long)getpid(), level);
+                          program, (long)getpid(), level);
     if (n < sizeof(line))
         n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
     if (with_errno && n < sizeof(line))
@@ -85,6 +86,19 @@ static void log_vwrite(const char *level, const char *fmt, va_list ap, int with_
     ssize_t w = write(log_fd, line, n);
     (void)w;
     errno = saved;
+}
+
+static void log_vwrite(const char *level, const char *fmt, va_list ap, int with_errno)
+{
+    log_vwrite_as(log_program, level, fmt, ap, with_errno);
+}
+
+void log_info_as(const char *program, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite_as(program, "", fmt, ap, 0);
+    va_end(ap);
 }
 
 #define LOG_BODY(level, with_errno)          \

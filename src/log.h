@@ -21,6 +21,9 @@ void log_reopen(void);
 int log_fileno(void); /* the descriptor logs go to (kept open in children) */
 
 void log_info(const char *fmt, ...) PRINTF_LIKE(1, 2);
+/* log_info_as - an info line under another program name ("local" for
+ * delivery results, as pflogsumm expects them from Postfix's local(8)) */
+void log_info_as(const char *program, const char *fmt, ...) PRINTF_LIKE(2, 3);
 void log_warn(const char *fmt, ...) PRINTF_LIKE(1, 2);
 void log_warnx(const char *fmt, ...) PRINTF_LIKE(1, 2);
 void log_debug(const char *fmt, ...) PRINTF_LIKE(1, 2);

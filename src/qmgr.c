@@ -243,7 +243,7 @@ static void log_delivery(const struct qenv *env, const char *addr, double dispat
     log_printable(t, sizeof(t), text, 512, 1);
     double arrival = (double)env->arrival + env->arrival_usec / 1e6;
     double a = dispatched - arrival;
-    log_info("%s: to=<%s>, relay=local, delay=%.2g, delays=%.2g/0/0/%.2g, dsn=%s, status=%s (%s)",
+    log_info_as("local", "%s: to=<%s>, relay=local, delay=%.2g, delays=%.2g/0/0/%.2g, dsn=%s, status=%s (%s)",
              env->id, to, done - arrival, a < 0 ? 0 : a, done - dispatched, dsn, status, t);
 }
 
@@ -459,7 +459,7 @@ static void attempt(struct qmsg *m, struct worker *w)
     } else if (queued == 0 && bounce == 0) {
         queue_remove(m->id);
         defer_note(m->id, NULL);
-        log_info("%s: removed", m->id);
+        log_info_as("qmgr", "%s: removed", m->id);
         msg_drop(m);
     } else {
         if (remote > 0 && m->attempts == 0) {

@@ -475,7 +475,7 @@ static void message_finish(struct smtp_session *s)
     log_printable(from, sizeof(from), s->sender.addr, sizeof(s->sender.addr), 1);
     if (s->data.message_id[0])
         log_info("%s: message-id=%s", queue_writer_id(s->qw), s->data.message_id);
-    log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", queue_writer_id(s->qw), from,
+    log_info_as("qmgr", "%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", queue_writer_id(s->qw), from,
              (long long)s->data.size, s->nrcpt);
     struct queue_writer *w = s->qw;
     s->qw = NULL;
