@@ -57,6 +57,39 @@ CFG(smtpd_expn_enable, BOOL, "no",
     "Allow EXPN (alias expansion) for clients in $mynetworks. Otherwise EXPN answers 502.")
 CFG(smtputf8_enable, BOOL, "yes",
     "Offer SMTPUTF8 (RFC 6531) and accept UTF-8 addresses in transactions that ask for it.")
+CFG(submission_listen, LIST, "",
+    "Addresses of the submission service (RFC 6409, port 587): STARTTLS offered, AUTH required "
+    "before MAIL. Empty: none.")
+CFG(smtps_listen, LIST, "",
+    "Addresses of the submission service with implicit TLS (RFC 8314, port 465). Empty: none.")
+CFG(smtpd_tls_cert_file, STR, "",
+    "PEM certificate chain (server certificate first) for STARTTLS and implicit TLS. Empty: no "
+    "TLS. Reloaded on SIGHUP.")
+CFG(smtpd_tls_key_file, STR, "$smtpd_tls_cert_file",
+    "PEM private key of smtpd_tls_cert_file.")
+CFG(smtpd_tls_min_version, STR, "TLSv1.2",
+    "Oldest TLS version accepted: TLSv1.2 or TLSv1.3.")
+CFG(smtpd_tls_ciphers, STR, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5:!DSS",
+    "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults).")
+CFG(smtpd_tls_auth_only, BOOL, "yes",
+    "Offer and accept AUTH only inside TLS. AUTH before STARTTLS gets 538 5.7.11.")
+CFG(smtpd_sasl_password_file, STR, "",
+    "The AUTH password file: \"user:hash\" lines with crypt(3) hashes (yescrypt, bcrypt, "
+    "sha512-crypt); write them with `ternctl passwd`. Empty: AUTH is not offered.")
+CFG(smtpd_sender_login_maps, STR, "",
+    "File of \"address login[, login]\" lines (address may be @domain): which envelope senders "
+    "each authenticated user may use. Empty: a user may send as login@ one of $mydestination "
+    "or $myorigin, or as the login itself when it is an address.")
+CFG(smtpd_auth_failure_limit, INT, "3",
+    "AUTH failures in one session after which the session is ended (421 4.7.0). Each failure "
+    "is answered after a delay that grows with the count.")
+CFG(smtpd_auth_client_limit, INT, "10",
+    "AUTH failures allowed from one client IP address per smtpd_auth_client_window; beyond it "
+    "AUTH gets 454 4.7.0 until the window passes. 0: no limit.")
+CFG(smtpd_auth_client_window, TIME, "10m",
+    "The window of smtpd_auth_client_limit.")
+CFG(submission_hide_client, BOOL, "no",
+    "In Received: headers of authenticated submissions, omit the client's name and address.")
 CFG(queue_directory, STR, "/var/spool/tern",
     "The queue: tmp/ for messages being received, msg/ for committed messages.")
 CFG(queue_retry_interval, TIME, "300s",
