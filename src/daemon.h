@@ -6,6 +6,9 @@
 #include "config.h"
 #include "local.h"
 
+struct auth_db;
+struct login_map;
+
 struct event_base;
 
 struct daemon {
@@ -13,6 +16,8 @@ struct daemon {
     struct config *cfg;        /* replaced on SIGHUP; never cache its fields */
     struct alias_db *aliases;  /* for RCPT checks and EXPN */
     struct local_ctx lctx;
+    struct auth_db *auth_db;        /* NULL: AUTH not offered */
+    struct login_map *login_map;    /* NULL: default sender ownership rules */
     int shutting_down;
 };
 

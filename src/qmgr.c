@@ -242,9 +242,9 @@ static void log_delivery(const struct qenv *env, const char *addr, double dispat
     log_printable(to, sizeof(to), addr, ADDR_PATH_MAX, 1);
     log_printable(t, sizeof(t), text, 512, 1);
     double arrival = (double)env->arrival + env->arrival_usec / 1e6;
-    double a = dispatched - arrival;
+    double a = dispatched - arrival, d = done - dispatched;
     log_info_as("local", "%s: to=<%s>, relay=local, delay=%.2g, delays=%.2g/0/0/%.2g, dsn=%s, status=%s (%s)",
-             env->id, to, done - arrival, a < 0 ? 0 : a, done - dispatched, dsn, status, t);
+             env->id, to, done - arrival, a < 0 ? 0 : a, d < 0 ? 0 : d, dsn, status, t);
 }
 
 /* apply_results - write the worker's verdicts into the queue file */

@@ -22,6 +22,7 @@ void smtp_data_begin(struct smtp_data *d, long long max_line, long long size_lim
     d->size_limit = size_limit;
     d->prev_crlf = 1;
     d->in_headers = 1;
+    d->seen_date = d->seen_msgid = d->seen_from = 1; /* nothing to add unless asked */
 }
 
 void smtp_data_end(struct smtp_data *d)
@@ -38,14 +39,67 @@ void smtp_data_free(struct smtp_data *d)
     d->max_line = 0;
 }
 
-/* note_header - remember Message-ID for the log (first line of it only) */
-static void note_header(struct smtp_data *d, const char *c, size_t n)
+/* header_is - line c (n octets) is header `name` (case-insensitive) */
+static int header_is(const char *c, size_t n, const char *name)
 {
-    if (n == 0) {
+    size_t l = strlen(name);
+    return n > l && c[l] == ':' && strncasecmp(c, name, l) == 0;
+}
+
+/* is_header_line - "name:" (printable, no space) or a continuation line */
+static int is_header_line(const char *c, size_t n)
+{
+    if (n > 0 && (c[0] == ' ' || c[0] == '\t'))
+        return 1;
+    for (size_t i = 0; i < n; i++) {
+        if (c[i] == ':')
+            return i > 0;
+        if (c[i] <= ' ' || c[i] >= 0x7f)
+            return 0;
+    }
+    return 0;
+}
+
+/* add_missing - write the headers a submission lacks (Date, Message-ID, From) */
+static void add_missing(struct smtp_data *d, struct queue_writer *w)
+{
+    const char *fix[3] = {d->seen_date ? "" : d->fix_date, d->seen_msgid ? "" : d->fix_msgid,
+                          d->seen_from ? "" : d->fix_from};
+    for (int i = 0; i < 3; i++) {
+        if (fix[i][0] == '\0')
+            continue;
+        size_t n = strlen(fix[i]);
+        d->size += (long long)n + 2;
+        if (w && d->flags == 0) {
+            queue_writer_write(w, fix[i], n);
+            queue_writer_write(w, "\n", 1);
+        }
+    }
+    d->seen_date = d->seen_msgid = d->seen_from = 1;
+}
+
+/* note_header - track the header block: Message-ID for the log, headers a
+ * submission must have; at its end add what is missing (and, when the block
+ * ends with a body line instead of an empty line, insert the empty line). */
+static void note_header(struct smtp_data *d, const char *c, size_t n, struct queue_writer *w)
+{
+    if (n == 0 || !is_header_line(c, n)) {
         d->in_headers = 0;
+        int adding = (!d->seen_date && d->fix_date[0]) || (!d->seen_msgid && d->fix_msgid[0]) ||
+                     (!d->seen_from && d->fix_from[0]);
+        add_missing(d, w);
+        if (adding && n != 0 && w && d->flags == 0)
+            queue_writer_write(w, "\n", 1); /* keep the body out of the header block */
         return;
     }
-    if (n > 11 && strncasecmp(c, "Message-ID:", 11) == 0 && d->message_id[0] == '\0') {
+    if (header_is(c, n, "Date"))
+        d->seen_date = 1;
+    else if (header_is(c, n, "From"))
+        d->seen_from = 1;
+    else if (header_is(c, n, "Message-ID")) {
+        d->seen_msgid = 1;
+        if (d->message_id[0] != '\0')
+            return;
         size_t i = 11;
         while (i < n && (c[i] == ' ' || c[i] == '\t'))
             i++;
@@ -56,6 +110,13 @@ static void note_header(struct smtp_data *d, const char *c, size_t n)
         }
         d->message_id[m] = '\0';
     }
+}
+
+void smtp_data_finish(struct smtp_data *d, struct queue_writer *w)
+{
+    if (d->in_headers)
+        add_missing(d, w);
+    d->in_headers = 0;
 }
 
 /* long_line_done - a line over the limit was read (and not kept); its bare
@@ -96,7 +157,7 @@ static int line_done(struct smtp_data *d, const char *line, size_t len, enum dat
     if (d->size_limit > 0 && d->size > d->size_limit)
         d->flags |= DATA_F_TOOBIG;
     if (d->in_headers)
-        note_header(d, c, clen);
+        note_header(d, c, clen, w);
     if (d->flags == 0 && w != NULL) {
         queue_writer_write(w, c, clen);
         queue_writer_write(w, "\n", 1);

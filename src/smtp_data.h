@@ -33,6 +33,11 @@ struct smtp_data {
     int in_headers;
     int flags;             /* DATA_F_* */
     char message_id[256];  /* Message-ID header, for the log */
+
+    /* submission (RFC 6409 8): headers added at the end of the header block
+     * when the message lacks them; "" = do not add */
+    char fix_date[80], fix_msgid[300], fix_from[320];
+    int seen_date, seen_msgid, seen_from;
 };
 
 void smtp_data_begin(struct smtp_data *d, long long max_line, long long size_limit);
@@ -43,6 +48,8 @@ size_t smtp_data_feed(struct smtp_data *d, const char *p, size_t len, enum data_
                       struct queue_writer *w, int *ended);
 /* smtp_data_flush - BDAT LAST: handle a final line without LF */
 void smtp_data_flush(struct smtp_data *d, struct queue_writer *w);
+/* smtp_data_finish - the text is complete: add still-missing headers */
+void smtp_data_finish(struct smtp_data *d, struct queue_writer *w);
 void smtp_data_end(struct smtp_data *d);   /* forget the message, keep the buffer */
 void smtp_data_free(struct smtp_data *d);
 

@@ -6,8 +6,10 @@
  * is being committed (the 250 waits for the fsync) and while the client is
  * not reading its replies.  Message text goes through smtp_data.c.
  */
-#include "smtp_session.h"
+#include "smtp_internal.h"
 #include "buf.h"
+#include "login_map.h"
+#include "tls.h"
 #include "daemon.h"
 #include "dns.h"
 #include "log.h"
@@ -20,9 +22,11 @@
 #include "xmalloc.h"
 
 #include <ctype.h>
+#include <openssl/err.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,74 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CMD_LINE_MAX 512          /* RFC 5321 4.5.3.1.4, including CRLF */
-#define OUTPUT_PAUSE (256 * 1024) /* stop reading commands while this much is unsent */
-#define INPUT_HIGHWAT (256 * 1024)
-
-enum session_state {
-    S_CONNECT,   /* looking up the client's name; greeting not sent yet */
-    S_CMD,       /* reading commands */
-    S_DATA,      /* reading DATA text */
-    S_BDAT,      /* reading a BDAT chunk */
-    S_COMMIT,    /* waiting for the queue commit */
-    S_CLOSING,   /* reply sent, waiting for output to drain */
-};
-
-/* A commit in flight.  It outlives its session if the client goes away:
- * the message is durable either way and must still be scheduled. */
-struct commit_ticket {
-    struct smtp_session *session;  /* NULL once the session is gone */
-};
-
-struct smtp_rcpt {
-    struct addr addr;
-    struct rcpt_params params;
-};
-
-struct smtp_session {
-    struct bufferevent *bev;
-    struct dns_req *dns;         /* client name lookup in flight */
-    struct event *close_ev;
-    struct smtp_session *prev, *next;
-    enum session_state state;
-    char client_addr[64];
-    char client_name[256];
-    struct sockaddr_storage sa;
-    int in_mynetworks;
-
-    /* HELO/EHLO */
-    char helo[256];
-    int esmtp;
-
-    /* transaction */
-    int in_mail;
-    struct addr sender;
-    struct mail_params mp;
-    struct smtp_rcpt *rcpts;
-    size_t nrcpt, rcpt_cap;
-    int bdat_used;               /* a BDAT chunk was seen in this transaction */
-    unsigned long long bdat_size; /* octets announced by the current BDAT */
-    unsigned long long bdat_left; /* octets of the current chunk still to read */
-    int bdat_last;
-    int bdat_discard;            /* chunk read only to stay in sync (bad sequence) */
-    struct queue_writer *qw;
-    struct smtp_data data;
-
-    /* counters */
-    int errors;
-    int pause_output;
-    int cmd_discarding;          /* inside an over-long command line */
-    int peer_eof;                /* the client half-closed: answer what it sent, then close */
-    struct commit_ticket *ticket;
-    int ncmd[CMD__COUNT];
-    int ncmd_bad[CMD__COUNT];
-};
-
 static struct smtp_session *sessions;
 static long nsessions;
 
-static void session_process(struct smtp_session *s);
-static void session_close(struct smtp_session *s);
 static void session_free(struct smtp_session *s);
 
 long smtp_sessions_count(void)
@@ -110,7 +49,7 @@ long smtp_sessions_count(void)
 
 /* smtp_reply - THE reply function: formats from the reply table, counts
  * errors, logs rejects, hangs up after 421 or at the error limit. */
-static void smtp_reply(struct smtp_session *s, enum reply_id id, ...)
+void smtp_reply(struct smtp_session *s, enum reply_id id, ...)
 {
     const struct reply_def *r = &reply_defs[id];
     char text[1024];
@@ -211,6 +150,10 @@ static void cmd_ehlo(struct smtp_session *s, const char *args)
         evbuffer_add_printf(out, "250-VRFY\r\n");
     if (c->smtpd_expn_enable && s->in_mynetworks)
         evbuffer_add_printf(out, "250-EXPN\r\n");
+    if (tls_server_available() && !s->tls && s->kind != LISTEN_SMTPS)
+        evbuffer_add_printf(out, "250-STARTTLS\r\n");
+    if (auth_offered(s))
+        evbuffer_add_printf(out, "250-AUTH PLAIN LOGIN\r\n");
     evbuffer_add_printf(out, "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n");
     if (c->smtputf8_enable)
         evbuffer_add_printf(out, "250-SMTPUTF8\r\n");
@@ -277,6 +220,10 @@ static void cmd_mail(struct smtp_session *s, const char *args)
         smtp_reply(s, R_BAD_SEQ, "nested MAIL command");
         return;
     }
+    if (s->kind != LISTEN_SMTP && s->auth_user[0] == '\0') {
+        smtp_reply(s, R_AUTH_REQUIRED);
+        return;
+    }
     struct addr a;
     struct mail_params mp;
     char pr[ADDR_PATH_MAX * 2];
@@ -293,6 +240,14 @@ static void cmd_mail(struct smtp_session *s, const char *args)
     }
     if (tern.cfg->message_size_limit > 0 && mp.size > tern.cfg->message_size_limit) {
         smtp_reply(s, R_TOO_BIG);
+        return;
+    }
+    if (s->auth_user[0] && !login_map_owns(tern.login_map, tern.cfg, s->auth_user, a.addr)) {
+        char u[300];
+        log_printable(pr, sizeof(pr), a.addr, sizeof(a.addr), 1);
+        log_printable(u, sizeof(u), s->auth_user, sizeof(s->auth_user), 1);
+        log_reject(s, "MAIL", R_SENDER_NOT_OWNED, a.addr, "Sender address rejected: not owned by user");
+        smtp_reply(s, R_SENDER_NOT_OWNED, pr, u);
         return;
     }
     s->in_mail = 1;
@@ -331,7 +286,7 @@ static enum reply_id rcpt_allowed(struct smtp_session *s, const struct addr *a)
         return local_recipient_ok(&tern.lctx, a->domain[0] ? a->local : "postmaster")
                    ? R_RCPT_OK
                    : R_USER_UNKNOWN;
-    if (s->in_mynetworks)
+    if (s->in_mynetworks || s->auth_user[0])
         return R_RCPT_OK;
     return R_RELAY_DENIED;
 }
@@ -391,9 +346,18 @@ static void received_header(struct smtp_session *s, struct buf *b, const char *q
     struct tm tm;
     localtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
-    const char *proto = s->mp.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
-    buf_printf(b, "Received: from %s (%s [%s])\n\tby %s (tern) with %s id %s", s->helo[0] ? s->helo : "unknown",
-               s->client_name, s->client_addr, tern.cfg->myhostname, proto, qid);
+    char proto[16];
+    snprintf(proto, sizeof(proto), "%s%s%s", s->mp.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
+             s->tls ? "S" : "", s->auth_user[0] ? "A" : "");
+    if (s->auth_user[0] && tern.cfg->submission_hide_client)
+        buf_printf(b, "Received: by %s (tern) with %s id %s", tern.cfg->myhostname, proto, qid);
+    else {
+        buf_printf(b, "Received: from %s (%s [%s])\n", s->helo[0] ? s->helo : "unknown", s->client_name,
+                   s->client_addr);
+        if (s->tls)
+            buf_printf(b, "\t(using %s)\n", s->tls_info);
+        buf_printf(b, "\tby %s (tern) with %s id %s", tern.cfg->myhostname, proto, qid);
+    }
     if (s->nrcpt == 1)
         buf_printf(b, "\n\tfor <%s>", s->rcpts[0].addr.addr);
     buf_printf(b, "; %s\n", date);
@@ -418,7 +382,10 @@ static int message_open(struct smtp_session *s)
     env.client_addr = s->client_addr;
     env.client_name = s->client_name;
     env.helo = s->helo;
-    env.proto = s->esmtp ? "ESMTP" : "SMTP";
+    char proto[16];
+    snprintf(proto, sizeof(proto), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP", s->tls ? "S" : "",
+             s->auth_user[0] ? "A" : "");
+    env.proto = proto;
     env.sender = s->sender.addr;
     env.body = s->mp.body;
     env.smtputf8 = s->mp.smtputf8;
@@ -440,7 +407,13 @@ static int message_open(struct smtp_session *s)
     free(env.rcpts);
     queue_writer_write(s->qw, b.data, b.len);
     buf_free(&b);
-    log_info("%s: client=%s[%s]", qid, s->client_name, s->client_addr);
+    if (s->auth_user[0]) {
+        char u[300];
+        log_printable(u, sizeof(u), s->auth_user, sizeof(s->auth_user), 1);
+        log_info("%s: client=%s[%s], sasl_method=%s, sasl_username=%s", qid, s->client_name,
+                 s->client_addr, s->auth_mech, u);
+    } else
+        log_info("%s: client=%s[%s]", qid, s->client_name, s->client_addr);
     return 0;
 }
 
@@ -449,6 +422,8 @@ static void commit_done(void *arg, const char *qid, int err);
 /* message_finish - the whole text is in: reject it, or commit and wait */
 static void message_finish(struct smtp_session *s)
 {
+    if (s->qw)
+        smtp_data_finish(&s->data, s->qw);
     int flags = s->data.flags;
     if (flags == 0 && s->qw && queue_writer_failed(s->qw))
         flags = DATA_F_IOERR;
@@ -512,6 +487,25 @@ static void commit_done(void *arg, const char *qid, int err)
     session_process(s);
 }
 
+/* submission_fixes - RFC 6409 8: what to add to a submitted message that lacks it */
+static void submission_fixes(struct smtp_session *s, const char *qid)
+{
+    struct smtp_data *d = &s->data;
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+    snprintf(d->fix_date, sizeof(d->fix_date), "Date: %s", date);
+    snprintf(d->fix_msgid, sizeof(d->fix_msgid), "Message-ID: <%lld.%s@%s>", (long long)now, qid,
+             tern.cfg->myhostname);
+    if (strchr(s->auth_user, '@'))
+        snprintf(d->fix_from, sizeof(d->fix_from), "From: <%s>", s->auth_user);
+    else
+        snprintf(d->fix_from, sizeof(d->fix_from), "From: <%s@%s>", s->auth_user, tern.cfg->myorigin);
+    d->seen_date = d->seen_msgid = d->seen_from = 0;
+}
+
 static int data_start(struct smtp_session *s)
 {
     smtp_data_begin(&s->data, tern.cfg->smtpd_max_line_length, tern.cfg->message_size_limit);
@@ -519,6 +513,8 @@ static int data_start(struct smtp_session *s)
         s->data.flags |= DATA_F_IOERR;
         return -1;
     }
+    if (s->auth_user[0])
+        submission_fixes(s, queue_writer_id(s->qw));
     return 0;
 }
 
@@ -668,16 +664,53 @@ static void cmd_quit(struct smtp_session *s, const char *args)
     smtp_reply(s, R_BYE);
 }
 
+static void session_bev_setup(struct smtp_session *s);
+
+/* cmd_starttls - RFC 3207: 220, then TLS; what the client pipelined after
+ * STARTTLS is discarded (CVE-2011-0411) and the session starts over */
 static void cmd_starttls(struct smtp_session *s, const char *args)
 {
-    (void)args;
-    smtp_reply(s, R_NO_TLS);
-}
-
-static void cmd_auth(struct smtp_session *s, const char *args)
-{
-    (void)args;
-    smtp_reply(s, R_NO_AUTH);
+    if (*args) {
+        smtp_reply(s, R_SYNTAX, "STARTTLS");
+        return;
+    }
+    if (s->tls || s->tls_pending) {
+        smtp_reply(s, R_BAD_SEQ, "TLS already active");
+        return;
+    }
+    if (!tls_server_available() || s->kind == LISTEN_SMTPS) {
+        smtp_reply(s, R_NO_TLS);
+        return;
+    }
+    SSL *ssl = tls_server_ssl();
+    if (ssl == NULL) {
+        smtp_reply(s, R_TLS_UNAVAIL);
+        return;
+    }
+    smtp_reply(s, R_TLS_GO);
+    struct bufferevent *plain = s->bev;
+    struct evbuffer *in = bufferevent_get_input(plain);
+    size_t junk = evbuffer_get_length(in);
+    if (junk > 0) {
+        log_warnx("%s[%s]: %zu octets pipelined after STARTTLS discarded", s->client_name,
+                  s->client_addr, junk);
+        evbuffer_drain(in, junk);
+    }
+    s->bev = bufferevent_openssl_filter_new(tern.base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+    if (s->bev == NULL) {
+        SSL_free(ssl);
+        s->bev = plain;
+        session_close(s);
+        return;
+    }
+    s->tls_pending = 1;
+    session_bev_setup(s);
+    /* forget everything said before TLS */
+    transaction_reset(s);
+    s->helo[0] = '\0';
+    s->esmtp = 0;
+    s->auth_user[0] = '\0';
 }
 
 static void cmd_http(struct smtp_session *s, const char *args)
@@ -716,31 +749,30 @@ _Static_assert(sizeof(smtp_cmds) / sizeof(smtp_cmds[0]) == CMD__COUNT, "one row 
 
 /* read_command - take one command line off the input; returns 1 if a line
  * was consumed (handled, or answered with an error), 0 if more input is needed */
-static int read_command(struct smtp_session *s)
+long session_read_line(struct smtp_session *s, char *line, size_t max)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
     size_t avail = evbuffer_get_length(in);
     if (avail == 0)
-        return 0;
-    size_t look = avail < CMD_LINE_MAX ? avail : CMD_LINE_MAX;
+        return -1;
+    size_t look = avail < max ? avail : max;
     unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)look);
     unsigned char *lf = memchr(p, '\n', look);
     if (lf == NULL) {
-        if (avail < CMD_LINE_MAX)
-            return 0;
-        /* over-long: discard through the next LF (kept in data.discarding) */
+        if (avail < max)
+            return -1;
+        /* over-long: discard through the next LF, then answer */
         evbuffer_drain(in, look);
         s->cmd_discarding = 1;
-        return 1;
+        return -2;
     }
     size_t len = (size_t)(lf - p) + 1;
     if (s->cmd_discarding) {
         s->cmd_discarding = 0;
         evbuffer_drain(in, len);
         smtp_reply(s, R_LINE_TOO_LONG);
-        return 1;
+        return -2;
     }
-    char line[CMD_LINE_MAX];
     int crlf = len >= 2 && p[len - 2] == '\r';
     size_t clen = len - (crlf ? 2 : 1);
     memcpy(line, p, clen);
@@ -748,12 +780,23 @@ static int read_command(struct smtp_session *s)
     evbuffer_drain(in, len);
     if (!crlf || memchr(line, '\r', clen)) {
         smtp_reply(s, R_BARE_EOL);
-        return 1;
+        return -2;
     }
     if (memchr(line, '\0', clen)) {
         smtp_reply(s, R_NUL);
-        return 1;
+        return -2;
     }
+    return (long)clen;
+}
+
+/* read_command - take one command line off the input and run it; returns 1
+ * if a line was consumed, 0 if more input is needed */
+static int read_command(struct smtp_session *s)
+{
+    char line[CMD_LINE_MAX];
+    long n = session_read_line(s, line, sizeof(line));
+    if (n < 0)
+        return n == -2;
     const char *args = "";
     enum smtp_verb v = smtp_cmd_lex(line, &args);
     if (v == CMD_UNKNOWN) {
@@ -809,10 +852,11 @@ static int read_data(struct smtp_session *s)
 }
 
 /* session_process - handle all complete input, in order, until we must wait */
-static void session_process(struct smtp_session *s)
+void session_process(struct smtp_session *s)
 {
     for (;;) {
-        if (s->state == S_CLOSING || s->state == S_COMMIT || s->state == S_CONNECT)
+        if (s->state == S_CLOSING || s->state == S_COMMIT || s->state == S_CONNECT ||
+            s->state == S_AUTH_WAIT)
             return;
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_PAUSE) {
             s->pause_output = 1; /* resumed by session_writecb */
@@ -824,6 +868,8 @@ static void session_process(struct smtp_session *s)
             progress = 1;
         } else if (s->state == S_DATA || s->state == S_BDAT) {
             progress = read_data(s);
+        } else if (s->state == S_AUTH) {
+            progress = auth_continue(s);
         } else {
             progress = read_command(s);
         }
@@ -855,10 +901,36 @@ static void session_writecb(struct bufferevent *bev, void *arg)
     }
 }
 
+/* tls_event - handshake finished or failed */
+static int tls_event(struct smtp_session *s, short what)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+    if (what & BEV_EVENT_CONNECTED) {
+        s->tls_pending = 0;
+        s->tls = 1;
+        tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+        log_info("Anonymous TLS connection established from %s[%s]: %s", s->client_name,
+                 s->client_addr, s->tls_info);
+        return 1;
+    }
+    if (s->tls_pending && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+        unsigned long e = bufferevent_get_openssl_error(s->bev);
+        char why[256] = "lost connection";
+        if (e)
+            ERR_error_string_n(e, why, sizeof(why));
+        log_info("SSL_accept error from %s[%s]: %s", s->client_name, s->client_addr, why);
+        session_free(s);
+        return 1;
+    }
+    return 0;
+}
+
 static void session_eventcb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct smtp_session *s = arg;
+    if (tls_event(s, what))
+        return;
     if ((what & BEV_EVENT_TIMEOUT) && s->state != S_CLOSING) {
         log_info("timeout after %s from %s[%s]",
                  s->state == S_DATA || s->state == S_BDAT ? "DATA" : "command", s->client_name,
@@ -893,7 +965,7 @@ static void close_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* session_close - stop reading; free once the last reply has been sent */
-static void session_close(struct smtp_session *s)
+void session_close(struct smtp_session *s)
 {
     if (s->state == S_CLOSING)
         return;
@@ -923,6 +995,7 @@ static void session_free(struct smtp_session *s)
     log_info("disconnect from %s[%s]%s commands=%d", s->client_name, s->client_addr, stats, total);
     if (s->ticket)
         s->ticket->session = NULL;
+    auth_release(s);
     dns_cancel(s->dns);
     transaction_reset(s);
     smtp_data_free(&s->data);
@@ -958,14 +1031,42 @@ static void session_greet(void *arg, const char *name)
     session_process(s); /* anything the client sent too early */
 }
 
-void smtp_session_start(evutil_socket_t fd, const struct sockaddr *sa, socklen_t len)
+/* session_bev_setup - callbacks, limits and timeouts of the session's bufferevent */
+static void session_bev_setup(struct smtp_session *s)
+{
+    bufferevent_setcb(s->bev, session_readcb, session_writecb, session_eventcb, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGHWAT);
+    bufferevent_setwatermark(s->bev, EV_WRITE, 16384, 0);
+    struct timeval tmo = {tern.cfg->smtpd_timeout, 0};
+    bufferevent_set_timeouts(s->bev, &tmo, &tmo);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    if (s->tls_pending || s->kind == LISTEN_SMTPS)
+        bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+}
+
+void smtp_session_start(evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
+                        enum listen_kind kind)
 {
     struct smtp_session *s = xcalloc(1, sizeof(*s));
+    s->kind = kind;
     memcpy(&s->sa, sa, len < sizeof(s->sa) ? len : sizeof(s->sa));
     net_addr_text(sa, s->client_addr, sizeof(s->client_addr));
     snprintf(s->client_name, sizeof(s->client_name), "unknown");
     s->in_mynetworks = net_cidr_match(tern.cfg->mynetworks, sa, NULL, 0) == 1;
-    s->bev = bufferevent_socket_new(tern.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    SSL *ssl = kind == LISTEN_SMTPS ? tls_server_ssl() : NULL;
+    if (kind == LISTEN_SMTPS && ssl == NULL) {
+        log_warnx("no TLS context for the smtps listener: dropping %s", s->client_addr);
+        evutil_closesocket(fd);
+        free(s);
+        return;
+    }
+    if (ssl) {
+        s->bev = bufferevent_openssl_socket_new(tern.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        s->tls_pending = 1;
+    } else {
+        s->bev = bufferevent_socket_new(tern.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     s->close_ev = evtimer_new(tern.base, close_cb, s);
     s->state = S_CONNECT;
     s->next = sessions;
@@ -973,12 +1074,7 @@ void smtp_session_start(evutil_socket_t fd, const struct sockaddr *sa, socklen_t
         sessions->prev = s;
     sessions = s;
     nsessions++;
-    bufferevent_setcb(s->bev, session_readcb, session_writecb, session_eventcb, s);
-    bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGHWAT);
-    bufferevent_setwatermark(s->bev, EV_WRITE, 16384, 0);
-    struct timeval tmo = {tern.cfg->smtpd_timeout, 0};
-    bufferevent_set_timeouts(s->bev, &tmo, &tmo);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    session_bev_setup(s);
     if (tern.cfg->smtpd_peername_lookup && !tern.shutting_down)
         s->dns = dns_client_name(sa, session_greet, s);
     else

@@ -1,5 +1,8 @@
 /* ternd.c - the tern mail server: start-up, signals, listeners, shutdown */
 #include "aliases.h"
+#include "auth_db.h"
+#include "login_map.h"
+#include "work.h"
 #include "config.h"
 #include "daemon.h"
 #include "dns.h"
@@ -8,6 +11,7 @@
 #include "queue.h"
 #include "qmgr.h"
 #include "smtp_session.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -42,12 +46,13 @@ static void usage(void)
     exit(2);
 }
 
+static const enum listen_kind kinds[] = {LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SMTPS};
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
     (void)l;
-    (void)arg;
-    smtp_session_start(fd, sa, (socklen_t)len);
+    smtp_session_start(fd, sa, (socklen_t)len, *(const enum listen_kind *)arg);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -57,7 +62,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     log_warn("accept");
 }
 
-static int listen_all(const char *list)
+static int listen_all(const char *list, const enum listen_kind *kind)
 {
     const char *p = list;
     char item[256];
@@ -71,7 +76,7 @@ static int listen_all(const char *list)
         if (nlisteners == (int)(sizeof(listeners) / sizeof(listeners[0])))
             return -1;
         struct evconnlistener *l = evconnlistener_new_bind(
-            tern.base, accept_cb, NULL,
+            tern.base, accept_cb, (void *)kind,
             LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
             (struct sockaddr *)&ss, (int)len);
         if (l == NULL) {
@@ -129,6 +134,30 @@ static void load_aliases(void)
     tern.lctx.aliases = db;
 }
 
+/* load_auth - the AUTH password file and sender login map; on error keep the old ones */
+static int load_auth(const struct config *c)
+{
+    char err[512];
+    struct auth_db *db = NULL;
+    struct login_map *map = NULL;
+    if (c->smtpd_sasl_password_file[0] &&
+        (db = auth_db_load(c->smtpd_sasl_password_file, err, sizeof(err))) == NULL) {
+        log_warnx("%s", err);
+        return -1;
+    }
+    if (c->smtpd_sender_login_maps[0] &&
+        (map = login_map_load(c->smtpd_sender_login_maps, err, sizeof(err))) == NULL) {
+        log_warnx("%s", err);
+        auth_db_free(db);
+        return -1;
+    }
+    auth_db_free(tern.auth_db);
+    login_map_free(tern.login_map);
+    tern.auth_db = db;
+    tern.login_map = map;
+    return 0;
+}
+
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -140,7 +169,14 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         log_warnx("reload failed, keeping the old configuration: %s", err);
         return;
     }
+    if (tls_server_load(c, err, sizeof(err)) < 0) {
+        log_warnx("reload failed, keeping the old configuration: TLS: %s", err);
+        config_free(c);
+        return;
+    }
     if (strcmp(c->smtp_listen, tern.cfg->smtp_listen) != 0 ||
+        strcmp(c->submission_listen, tern.cfg->submission_listen) != 0 ||
+        strcmp(c->smtps_listen, tern.cfg->smtps_listen) != 0 ||
         strcmp(c->queue_directory, tern.cfg->queue_directory) != 0)
         log_warnx("smtp_listen and queue_directory changes take effect at restart");
     config_free(tern.cfg);
@@ -149,6 +185,8 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     log_reopen();
     log_set_hostname(c->myhostname);
     load_aliases();
+    if (load_auth(c) < 0)
+        log_warnx("keeping the old AUTH password file and login map");
     sched_reload();
     log_info("reloaded configuration %s", conf_file ? conf_file : "(defaults)");
 }
@@ -197,15 +235,25 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     tern.lctx.cfg = tern.cfg;
     load_aliases();
+    if (load_auth(tern.cfg) < 0)
+        log_fatalx("cannot start without the AUTH configuration");
 
     tern.base = event_base_new();
     if (tern.base == NULL)
         log_fatalx("event_base_new failed");
+    if (work_init(tern.base, 2) < 0)
+        log_fatal("cannot start worker threads");
     if (dns_init(tern.base, tern.cfg->dns_nameservers) < 0)
         log_warnx("DNS resolver unavailable: clients will be \"unknown\"");
     if (queue_init(tern.base, tern.cfg->queue_directory) < 0)
         log_fatal("queue directory %s", tern.cfg->queue_directory);
-    if (listen_all(tern.cfg->smtp_listen) < 0)
+    if (tls_server_load(tern.cfg, err, sizeof(err)) < 0)
+        log_fatalx("TLS: %s", err);
+    if (tern.cfg->smtps_listen[0] && !tls_server_available())
+        log_fatalx("smtps_listen needs smtpd_tls_cert_file");
+    if (listen_all(tern.cfg->smtp_listen, &kinds[0]) < 0 ||
+        listen_all(tern.cfg->submission_listen, &kinds[1]) < 0 ||
+        listen_all(tern.cfg->smtps_listen, &kinds[2]) < 0)
         log_fatalx("cannot open listeners");
     if (sched_init() < 0)
         log_fatal("cannot start local delivery");
@@ -232,7 +280,9 @@ int main(int argc, char **argv)
     smtp_sessions_abort();
     sched_shutdown();
     queue_shutdown();
+    work_shutdown();
     dns_shutdown();
+    tls_server_free();
     if (shutdown_timer)
         event_free(shutdown_timer);
     event_free(ev_term);
@@ -242,6 +292,8 @@ int main(int argc, char **argv)
         evconnlistener_free(listeners[i]);
     event_base_free(tern.base);
     alias_free(tern.aliases);
+    auth_db_free(tern.auth_db);
+    login_map_free(tern.login_map);
     if (tern.cfg->pid_file[0])
         unlink(tern.cfg->pid_file);
     log_info("stopped");
