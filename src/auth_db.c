@@ -69,8 +69,11 @@ static const char *hash_valid(const char *h)
     if (s == NULL)
         return h[0] == '$' ? "unsupported hash scheme"
                            : "not a crypt(3) hash (plaintext passwords are not accepted)";
-    if (!hash_chars_ok(h) || crypt_checksalt(h) != CRYPT_SALT_OK)
+    int check = crypt_checksalt(h); /* OK, or LEGACY for $5$: fine, it is on the list */
+    if (!hash_chars_ok(h) || check == CRYPT_SALT_INVALID)
         return "malformed hash";
+    if (check == CRYPT_SALT_METHOD_DISABLED)
+        return "hash scheme disabled in this libxcrypt";
     const char *tail;
     if (s->prefix[1] == '2') { /* $2b$NN$ then 22 salt + 31 checksum characters */
         tail = h + strlen(s->prefix) + 3;
@@ -222,6 +225,7 @@ static int read_lines(FILE *fp, const char *path, struct auth_db *db, char *err,
     return rc;
 }
 
+/* auth_db_load - read and check the password file; NULL with "PATH:LINE: ..." on error */
 struct auth_db *auth_db_load(const char *path, char *err, size_t errsz)
 {
     FILE *fp = open_private(path, err, errsz);
@@ -247,6 +251,7 @@ struct auth_db *auth_db_load(const char *path, char *err, size_t errsz)
     return db;
 }
 
+/* auth_db_free - release the table, wiping the hashes */
 void auth_db_free(struct auth_db *db)
 {
     if (db == NULL)
@@ -266,6 +271,7 @@ static int name_cmp(const void *key, const void *elem)
     return strcmp(key, ((const struct auth_user *)elem)->user);
 }
 
+/* auth_db_hash - the stored hash of user (exact match), or NULL */
 const char *auth_db_hash(const struct auth_db *db, const char *user)
 {
     if (db == NULL || user == NULL || db->n == 0)
@@ -307,6 +313,7 @@ static void crypt_free(struct crypt_data *cd)
     free(cd);
 }
 
+/* auth_hash_verify - does password match hash (NULL: the dummy hash, always 0)? */
 int auth_hash_verify(const char *hash, const char *password)
 {
     const char *setting = hash != NULL ? hash : dummy_hash;
@@ -316,6 +323,7 @@ int auth_hash_verify(const char *hash, const char *password)
     return hash != NULL && password != NULL && ok;
 }
 
+/* auth_hash_password - a new hash of password with a fresh salt for prefix */
 int auth_hash_password(const char *password, const char *prefix, char *out, size_t outsz)
 {
     char salt[CRYPT_GENSALT_OUTPUT_SIZE];

@@ -177,6 +177,7 @@ static int check_duplicates(const struct login_map *m, const char *path, char *e
     return 0;
 }
 
+/* login_map_load - read a sender login map; NULL with "PATH:LINE: ..." on error */
 struct login_map *login_map_load(const char *path, char *err, size_t errsz)
 {
     FILE *fp = fopen(path, "re");
@@ -187,7 +188,7 @@ struct login_map *login_map_load(const char *path, char *err, size_t errsz)
     struct login_map *m = xcalloc(1, sizeof(*m));
     int rc = read_entries(fp, path, m, err, errsz);
     fclose(fp);
-    if (rc == 0) {
+    if (rc == 0 && m->n > 1) {
         qsort(m->e, m->n, sizeof(*m->e), entry_cmp);
         rc = check_duplicates(m, path, err, errsz);
     }
@@ -198,6 +199,7 @@ struct login_map *login_map_load(const char *path, char *err, size_t errsz)
     return m;
 }
 
+/* login_map_free - release the map */
 void login_map_free(struct login_map *m)
 {
     if (m == NULL)
@@ -258,11 +260,11 @@ static int map_owns(const struct login_map *m, const char *sender, const char *b
     return e != NULL && entry_has(e, login);
 }
 
-/* default_owns - without a map: the login itself, or login@ a local domain */
+/* default_owns - without a map: exactly the login itself, or login[+ext]@ a local domain */
 static int default_owns(const struct config *cfg, const char *login, const char *sender,
                         const char *bare)
 {
-    if (strcasecmp(sender, login) == 0 || strcasecmp(bare, login) == 0)
+    if (strcasecmp(sender, login) == 0)
         return 1;
     const char *at = strrchr(bare, '@');
     if (strchr(login, '@') != NULL || at == NULL || cfg == NULL)
@@ -270,11 +272,12 @@ static int default_owns(const struct config *cfg, const char *login, const char 
     size_t ll = strlen(login);
     if ((size_t)(at - bare) != ll || strncasecmp(bare, login, ll) != 0)
         return 0;
-    const char *dom = at + 1;
+    const char *dom = at + 1, *origin = cfg->myorigin != NULL ? cfg->myorigin : "";
     return config_list_contains(cfg->mydestination, dom) ||
-           (cfg->myorigin != NULL && cfg->myorigin[0] != '\0' && strcasecmp(dom, cfg->myorigin) == 0);
+           (origin[0] != '\0' && strcasecmp(dom, origin) == 0);
 }
 
+/* login_map_owns - may login use envelope sender (with the map, or the default rules)? */
 int login_map_owns(const struct login_map *m, const struct config *cfg, const char *login,
                    const char *sender)
 {

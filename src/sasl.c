@@ -55,6 +55,7 @@ static int b64_quantum(const char *in, int last, unsigned char out[3])
     return 3 - pad;
 }
 
+/* sasl_b64_decode - strict RFC 4648 base64 into out; decoded length or -1 */
 long sasl_b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outsz)
 {
     if (inlen == 1 && in[0] == '=')
@@ -73,6 +74,7 @@ long sasl_b64_decode(const char *in, size_t inlen, unsigned char *out, size_t ou
     return (long)n;
 }
 
+/* sasl_b64_encode - base64 of in, NUL-terminated; encoded length or -1 */
 long sasl_b64_encode(const unsigned char *in, size_t inlen, char *out, size_t outsz)
 {
     if (inlen > (size_t)INT32_MAX || (inlen + 2) / 3 * 4 >= outsz)
@@ -122,6 +124,7 @@ static void clear_out(char *a, size_t asz, char *b, size_t bsz)
         memset(b, 0, bsz);
 }
 
+/* sasl_plain_parse - split "authzid NUL authcid NUL passwd"; 0 or -1 */
 int sasl_plain_parse(const unsigned char *msg, size_t len, char *authcid, size_t authsz,
                      char *passwd, size_t pwsz)
 {
@@ -146,6 +149,7 @@ int sasl_plain_parse(const unsigned char *msg, size_t len, char *authcid, size_t
     return 0;
 }
 
+/* sasl_login_field - check and copy one decoded AUTH LOGIN field; 0 or -1 */
 int sasl_login_field(const unsigned char *msg, size_t len, int is_user, char *out, size_t outsz)
 {
     if (out != NULL && outsz > 0)
