@@ -79,6 +79,8 @@ struct smtp_session {
     int tls;                     /* the TLS handshake completed */
     int tls_pending;             /* handshake under way */
     char tls_info[160];          /* "TLSv1.3 with cipher ..." */
+    int tls_closed;              /* close_notify sent */
+    int close_polls;             /* close_cb rounds waiting for output to drain */
 
     /* AUTH (smtp_auth.c) */
     char auth_user[256];         /* "" until authenticated */

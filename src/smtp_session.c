@@ -892,7 +892,7 @@ static void session_writecb(struct bufferevent *bev, void *arg)
     struct smtp_session *s = arg;
     if (s->state == S_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            session_free(s);
+            event_active(s->close_ev, EV_TIMEOUT, 0);
         return;
     }
     if (s->pause_output) {
@@ -955,13 +955,37 @@ static void session_eventcb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* output_pending - octets not yet handed to the kernel (a TLS filter has
+ * its own output and its socket bufferevent's) */
+static size_t output_pending(struct smtp_session *s)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+    struct bufferevent *under = bufferevent_get_underlying(s->bev);
+    if (under)
+        n += evbuffer_get_length(bufferevent_get_output(under));
+    return n;
+}
+
+/* close_cb - free the session once its last reply (and the TLS close_notify)
+ * has left; polls briefly because the socket below a TLS filter has no
+ * callback of ours, and gives up after about 5 seconds */
 static void close_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct smtp_session *s = arg;
-    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-        session_free(s);
+    struct timeval poll = {0, 20000};
+    if (output_pending(s) > 0 && s->close_polls++ < 250) {
+        evtimer_add(s->close_ev, &poll);
+        return;
+    }
+    if (s->tls && !s->tls_closed) {
+        s->tls_closed = 1;
+        SSL_shutdown(bufferevent_openssl_get_ssl(s->bev)); /* close_notify */
+        evtimer_add(s->close_ev, &poll);
+        return;
+    }
+    session_free(s);
 }
 
 /* session_close - stop reading; free once the last reply has been sent */
