@@ -235,7 +235,7 @@ void cmd_auth(struct smtp_session *s, const char *args)
         smtp_reply(s, R_AUTH_TEMP);
         return;
     }
-    char mech[16];
+    char mech[21]; /* SASL mechanism names have at most 20 characters (RFC 4422 3.1) */
     size_t ml = strcspn(args, " ");
     if (ml == 0 || ml >= sizeof(mech)) {
         smtp_reply(s, R_SYNTAX, "AUTH mechanism [initial-response]");

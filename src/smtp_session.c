@@ -881,10 +881,15 @@ void session_process(struct smtp_session *s)
     }
 }
 
+static void tls_established(struct smtp_session *s);
+
 static void session_readcb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    session_process(arg);
+    struct smtp_session *s = arg;
+    if (s->tls_pending)
+        tls_established(s);
+    session_process(s);
 }
 
 static void session_writecb(struct bufferevent *bev, void *arg)
@@ -901,16 +906,26 @@ static void session_writecb(struct bufferevent *bev, void *arg)
     }
 }
 
+/* tls_established - the handshake is complete: from now on the session is
+ * TLS.  Called from the CONNECTED event and before reading, since data that
+ * came with the client's Finished can reach the read callback first. */
+static void tls_established(struct smtp_session *s)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+    if (!s->tls_pending || ssl == NULL || !SSL_is_init_finished(ssl))
+        return;
+    s->tls_pending = 0;
+    s->tls = 1;
+    tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+    log_info("Anonymous TLS connection established from %s[%s]: %s", s->client_name,
+             s->client_addr, s->tls_info);
+}
+
 /* tls_event - handshake finished or failed */
 static int tls_event(struct smtp_session *s, short what)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
     if (what & BEV_EVENT_CONNECTED) {
-        s->tls_pending = 0;
-        s->tls = 1;
-        tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
-        log_info("Anonymous TLS connection established from %s[%s]: %s", s->client_name,
-                 s->client_addr, s->tls_info);
+        tls_established(s);
         return 1;
     }
     if (s->tls_pending && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
