@@ -84,6 +84,7 @@ void local_worker_main(int fd, const struct config *cfg)
     signal(SIGPIPE, SIG_IGN);   /* a command that stops reading must not kill us */
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);    /* Ctrl-C reaches the whole group: the master decides */
     char err[512] = "";
     struct alias_db *aliases = alias_load(cfg->alias_maps, err, sizeof(err));
     if (aliases == NULL && err[0])

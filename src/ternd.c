@@ -241,6 +241,13 @@ int main(int argc, char **argv)
     tern.base = event_base_new();
     if (tern.base == NULL)
         log_fatalx("event_base_new failed");
+    /* signals first: a SIGHUP or SIGTERM that comes as soon as the port answers is handled */
+    struct event *ev_term = evsignal_new(tern.base, SIGTERM, on_sigterm, NULL);
+    struct event *ev_int = evsignal_new(tern.base, SIGINT, on_sigterm, NULL);
+    struct event *ev_hup = evsignal_new(tern.base, SIGHUP, on_sighup, NULL);
+    event_add(ev_term, NULL);
+    event_add(ev_int, NULL);
+    event_add(ev_hup, NULL);
     if (work_init(tern.base, 2) < 0)
         log_fatal("cannot start worker threads");
     if (dns_init(tern.base, tern.cfg->dns_nameservers) < 0)
@@ -261,12 +268,6 @@ int main(int argc, char **argv)
     if (n > 0)
         log_info("recovered %ld queued message%s", n, n == 1 ? "" : "s");
 
-    struct event *ev_term = evsignal_new(tern.base, SIGTERM, on_sigterm, NULL);
-    struct event *ev_int = evsignal_new(tern.base, SIGINT, on_sigterm, NULL);
-    struct event *ev_hup = evsignal_new(tern.base, SIGHUP, on_sighup, NULL);
-    event_add(ev_term, NULL);
-    event_add(ev_int, NULL);
-    event_add(ev_hup, NULL);
     if (tern.cfg->pid_file[0]) {
         FILE *fp = fopen(tern.cfg->pid_file, "w");
         if (fp) {
