@@ -1,6 +1,7 @@
 /* qmgr.c - queue manager: schedule attempts, dispatch to workers, record results */
 #include "qmgr.h"
 #include "addr.h"
+#include "bounce.h"
 #include "buf.h"
 #include "daemon.h"
 #include "local_worker.h"
@@ -57,6 +58,7 @@ static struct {
     struct worker *workers;
     int nworkers;
     struct event *timer;
+    struct event *kick;    /* run the scheduler soon, outside any caller's loop */
     int stopping;
 } S;
 
@@ -182,47 +184,8 @@ static void defer_note(const char *qid, const char *text)
  * copy is durable. */
 static int forward_message(const struct qenv *env, int fd, char **addrs, size_t n, char *newid)
 {
-    struct queue_writer *w = queue_writer_open();
-    if (w == NULL)
-        return -1;
-    struct qenv ne;
-    memset(&ne, 0, sizeof(ne));
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    snprintf(ne.id, sizeof(ne.id), "%s", queue_writer_id(w));
-    ne.arrival = tv.tv_sec;
-    ne.arrival_usec = tv.tv_usec;
-    ne.client_addr = "127.0.0.1";
-    ne.client_name = "localhost";
-    ne.helo = "";
-    ne.proto = "local";
-    ne.sender = env->sender;
-    ne.body = env->body;
-    ne.smtputf8 = env->smtputf8;
-    ne.rcpts = xcalloc(n, sizeof(*ne.rcpts));
-    ne.nrcpt = n;
-    for (size_t i = 0; i < n; i++) {
-        ne.rcpts[i].addr = addrs[i];
-        ne.rcpts[i].state = RCPT_QUEUED;
-    }
-    struct buf b = BUF_INIT;
-    queue_env_encode(&ne, &b);
-    free(ne.rcpts);
-    queue_writer_write(w, b.data, b.len);
-    buf_free(&b);
-    char chunk[65536];
-    off_t off = env->data_off;
-    ssize_t r;
-    while ((r = pread(fd, chunk, sizeof(chunk), off)) > 0) {
-        queue_writer_write(w, chunk, (size_t)r);
-        off += r;
-    }
-    if (r < 0) {
-        queue_writer_abort(w);
-        return -1;
-    }
-    snprintf(newid, QID_LEN + 1, "%s", queue_writer_id(w));
-    return queue_writer_commit_sync(w);
+    return queue_inject(env->sender, addrs, n, env->body, env->smtputf8, NULL, 0, fd, env->data_off,
+                        newid);
 }
 
 static time_t backoff(const struct qmsg *m)
@@ -293,6 +256,8 @@ static void apply_results(struct worker *w)
             rc->state = RCPT_DONE;
             log_delivery(&env, rc->addr, m->dispatched, done, r->dsn, "sent", text);
         } else if (r->status == 'P') {
+            if (bounce_note(m->id, r->idx, r->dsn, text) < 0)
+                log_warn("%s: cannot record the bounce reason", m->id);
             queue_set_rcpt_state(fd, rc->state_off, RCPT_BOUNCE);
             rc->state = RCPT_BOUNCE;
             log_delivery(&env, rc->addr, m->dispatched, done, r->dsn, "bounced", text);
@@ -418,6 +383,35 @@ static int rcpt_is_local(const char *addr)
     return at == NULL || local_is_mydestination(tern.cfg, at + 1);
 }
 
+/* finish - nothing is left to deliver: report permanent failures to the
+ * sender (the report is durable before the original goes), then remove */
+static void finish(struct qmsg *m, const struct qenv *env)
+{
+    int bounces = 0;
+    for (size_t i = 0; i < env->nrcpt; i++)
+        bounces += env->rcpts[i].state == RCPT_BOUNCE;
+    if (bounces > 0) {
+        char path[4200], newid[QID_LEN + 1] = "";
+        queue_path(m->id, path, sizeof(path));
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || bounce_send(tern.cfg, env, fd, newid) < 0) {
+            log_warn("%s: cannot queue the non-delivery report; will retry", m->id);
+            if (fd >= 0)
+                close(fd);
+            m->next_try = time(NULL) + 60;
+            return;
+        }
+        close(fd);
+        if (newid[0])
+            sched_add(newid);
+    }
+    queue_remove(m->id);
+    defer_note(m->id, NULL);
+    bounce_forget(m->id);
+    log_info_as("qmgr", "%s: removed", m->id);
+    msg_drop(m);
+}
+
 /* attempt - read the envelope; dispatch local recipients; park or remove */
 static void attempt(struct qmsg *m, struct worker *w)
 {
@@ -456,11 +450,8 @@ static void attempt(struct qmsg *m, struct worker *w)
         m->dispatched = now_d();
         w->job = m;
         evbuffer_add_printf(bufferevent_get_output(w->bev), "D %s %s\n", m->id, req.data);
-    } else if (queued == 0 && bounce == 0) {
-        queue_remove(m->id);
-        defer_note(m->id, NULL);
-        log_info_as("qmgr", "%s: removed", m->id);
-        msg_drop(m);
+    } else if (queued == 0) {
+        finish(m, &env);
     } else {
         if (remote > 0 && m->attempts == 0) {
             static const char why[] = "delivery to non-local destinations is not available yet";
@@ -517,7 +508,8 @@ void sched_add(const char *qid)
     while (*pp)
         pp = &(*pp)->next;
     *pp = m;
-    sched_run();
+    if (S.kick)
+        event_active(S.kick, EV_TIMEOUT, 0);
 }
 
 int sched_init(void)
@@ -532,6 +524,7 @@ int sched_init(void)
         if (worker_spawn(&S.workers[i]) < 0)
             return -1;
     S.timer = event_new(tern.base, -1, EV_PERSIST, timer_cb, NULL);
+    S.kick = event_new(tern.base, -1, 0, timer_cb, NULL);
     struct timeval one = {1, 0};
     event_add(S.timer, &one);
     return 0;
@@ -576,6 +569,9 @@ void sched_shutdown(void)
     if (S.timer)
         event_free(S.timer);
     S.timer = NULL;
+    if (S.kick)
+        event_free(S.kick);
+    S.kick = NULL;
     while (S.msgs) {
         struct qmsg *m = S.msgs;
         S.msgs = m->next;

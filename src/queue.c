@@ -1,5 +1,6 @@
 /* queue.c - queue files: unique ids, buffered writing, group commit, recovery */
 #include "queue.h"
+#include "buf.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -318,6 +319,55 @@ int queue_writer_commit_sync(struct queue_writer *w)
     free(w);
     errno = err;
     return err ? -1 : 0;
+}
+
+int queue_inject(const char *sender, char *const *addrs, size_t n, int body, int smtputf8,
+                 const char *text, size_t tlen, int fd, off_t off, char *newid)
+{
+    struct queue_writer *w = queue_writer_open();
+    if (w == NULL)
+        return -1;
+    struct qenv ne;
+    memset(&ne, 0, sizeof(ne));
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    snprintf(ne.id, sizeof(ne.id), "%s", w->id);
+    ne.arrival = tv.tv_sec;
+    ne.arrival_usec = tv.tv_usec;
+    ne.client_addr = "127.0.0.1";
+    ne.client_name = "localhost";
+    ne.helo = "";
+    ne.proto = "local";
+    ne.sender = (char *)sender;
+    ne.body = body;
+    ne.smtputf8 = smtputf8;
+    ne.rcpts = xcalloc(n, sizeof(*ne.rcpts));
+    ne.nrcpt = n;
+    for (size_t i = 0; i < n; i++) {
+        ne.rcpts[i].addr = addrs[i];
+        ne.rcpts[i].state = RCPT_QUEUED;
+    }
+    struct buf b = BUF_INIT;
+    queue_env_encode(&ne, &b);
+    free(ne.rcpts);
+    queue_writer_write(w, b.data, b.len);
+    buf_free(&b);
+    if (text) {
+        queue_writer_write(w, text, tlen);
+    } else {
+        char chunk[65536];
+        ssize_t r;
+        while ((r = pread(fd, chunk, sizeof(chunk), off)) > 0) {
+            queue_writer_write(w, chunk, (size_t)r);
+            off += r;
+        }
+        if (r < 0) {
+            queue_writer_abort(w);
+            return -1;
+        }
+    }
+    snprintf(newid, QID_LEN + 1, "%s", w->id);
+    return queue_writer_commit_sync(w);
 }
 
 void queue_writer_abort(struct queue_writer *w)

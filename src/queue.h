@@ -46,6 +46,12 @@ void queue_writer_commit(struct queue_writer *w, queue_commit_fn cb, void *arg);
 /* queue_writer_commit_sync - the same, done now in the calling thread;
  * returns 0 or -1 with errno.  For rare paths (forwarding), not for SMTP. */
 int queue_writer_commit_sync(struct queue_writer *w);
+/* queue_inject - queue a locally made message now (forwarded copies,
+ * bounces): envelope from sender, addrs[n], body/smtputf8; text from `text`
+ * (tlen octets) if non-NULL, else copied from fd starting at off to EOF.
+ * Committed synchronously; newid (QID_LEN + 1) receives the id.  0 or -1. */
+int queue_inject(const char *sender, char *const *addrs, size_t n, int body, int smtputf8,
+                 const char *text, size_t tlen, int fd, off_t off, char *newid);
 /* queue_writer_abort - discard the file; the writer is consumed */
 void queue_writer_abort(struct queue_writer *w);
 
