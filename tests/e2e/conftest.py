@@ -140,11 +140,19 @@ class Tern:
         self.proc = subprocess.Popen([str(TERND), "-c", str(self.conf)], stdout=self.stderr,
                                      stderr=self.stderr, env=env)
 
+        # every listener must answer: the kernel accepts on the first one as soon as it
+        # listens, before ternd has opened the others
+        ports = []
+        for name in ("smtp_listen", "submission_listen", "smtps_listen"):
+            for item in self.settings.get(name, "").replace(",", " ").split():
+                ports.append(int(item.rsplit(":", 1)[1]))
+
         def up():
             if self.proc.poll() is not None:
                 raise RuntimeError("ternd exited: %s" % self.read_stderr())
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                for port in ports:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return True
             except OSError:
                 return False
