@@ -48,3 +48,8 @@ fuzz:
 	cmake --build build-fuzz -j $(JOBS)
 	for f in build-fuzz/fuzz_*; do mkdir -p build-fuzz/corpus/$$(basename $$f); \
 	  $$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus/$$(basename $$f) || exit 1; done
+
+# bench: tern side by side with a private Postfix (smtp-source), see bench/README.md
+BENCH_N ?= 2000
+bench:
+	./bench/run $(BENCH_N)

@@ -105,6 +105,19 @@ void session_close(struct smtp_session *s);
  * no complete line yet, -2 if the line was bad and has been answered. */
 long session_read_line(struct smtp_session *s, char *line, size_t max);
 
+/* session_bev_setup - callbacks, limits and timeouts of s->bev */
+void session_bev_setup(struct smtp_session *s);
+void session_free(struct smtp_session *s);
+/* transaction_reset - forget MAIL, RCPT and any message being received */
+void transaction_reset(struct smtp_session *s);
+
+/* smtp_starttls.c */
+void cmd_starttls(struct smtp_session *s, const char *args);
+/* tls_established - mark the session TLS once the handshake is complete */
+void tls_established(struct smtp_session *s);
+/* tls_event - handle handshake completion or failure; 1 if the event was consumed */
+int tls_event(struct smtp_session *s, short what);
+
 /* smtp_auth.c */
 int auth_offered(const struct smtp_session *s);
 void cmd_auth(struct smtp_session *s, const char *args);

@@ -40,7 +40,6 @@
 static struct smtp_session *sessions;
 static long nsessions;
 
-static void session_free(struct smtp_session *s);
 
 long smtp_sessions_count(void)
 {
@@ -89,7 +88,7 @@ static void log_reject(struct smtp_session *s, const char *cmd, enum reply_id id
 }
 
 /* transaction_reset - forget MAIL, RCPT and any message being received */
-static void transaction_reset(struct smtp_session *s)
+void transaction_reset(struct smtp_session *s)
 {
     s->in_mail = 0;
     memset(&s->sender, 0, sizeof(s->sender));
@@ -664,55 +663,6 @@ static void cmd_quit(struct smtp_session *s, const char *args)
     smtp_reply(s, R_BYE);
 }
 
-static void session_bev_setup(struct smtp_session *s);
-
-/* cmd_starttls - RFC 3207: 220, then TLS; what the client pipelined after
- * STARTTLS is discarded (CVE-2011-0411) and the session starts over */
-static void cmd_starttls(struct smtp_session *s, const char *args)
-{
-    if (*args) {
-        smtp_reply(s, R_SYNTAX, "STARTTLS");
-        return;
-    }
-    if (s->tls || s->tls_pending) {
-        smtp_reply(s, R_BAD_SEQ, "TLS already active");
-        return;
-    }
-    if (!tls_server_available() || s->kind == LISTEN_SMTPS) {
-        smtp_reply(s, R_NO_TLS);
-        return;
-    }
-    SSL *ssl = tls_server_ssl();
-    if (ssl == NULL) {
-        smtp_reply(s, R_TLS_UNAVAIL);
-        return;
-    }
-    smtp_reply(s, R_TLS_GO);
-    struct bufferevent *plain = s->bev;
-    struct evbuffer *in = bufferevent_get_input(plain);
-    size_t junk = evbuffer_get_length(in);
-    if (junk > 0) {
-        log_warnx("%s[%s]: %zu octets pipelined after STARTTLS discarded", s->client_name,
-                  s->client_addr, junk);
-        evbuffer_drain(in, junk);
-    }
-    s->bev = bufferevent_openssl_filter_new(tern.base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                            BEV_OPT_CLOSE_ON_FREE);
-    if (s->bev == NULL) {
-        SSL_free(ssl);
-        s->bev = plain;
-        session_close(s);
-        return;
-    }
-    s->tls_pending = 1;
-    session_bev_setup(s);
-    /* forget everything said before TLS */
-    transaction_reset(s);
-    s->helo[0] = '\0';
-    s->esmtp = 0;
-    s->auth_user[0] = '\0';
-}
-
 static void cmd_http(struct smtp_session *s, const char *args)
 {
     (void)args;
@@ -881,8 +831,6 @@ void session_process(struct smtp_session *s)
     }
 }
 
-static void tls_established(struct smtp_session *s);
-
 static void session_readcb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
@@ -904,40 +852,6 @@ static void session_writecb(struct bufferevent *bev, void *arg)
         s->pause_output = 0;
         session_process(s);
     }
-}
-
-/* tls_established - the handshake is complete: from now on the session is
- * TLS.  Called from the CONNECTED event and before reading, since data that
- * came with the client's Finished can reach the read callback first. */
-static void tls_established(struct smtp_session *s)
-{
-    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-    if (!s->tls_pending || ssl == NULL || !SSL_is_init_finished(ssl))
-        return;
-    s->tls_pending = 0;
-    s->tls = 1;
-    tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
-    log_info("Anonymous TLS connection established from %s[%s]: %s", s->client_name,
-             s->client_addr, s->tls_info);
-}
-
-/* tls_event - handshake finished or failed */
-static int tls_event(struct smtp_session *s, short what)
-{
-    if (what & BEV_EVENT_CONNECTED) {
-        tls_established(s);
-        return 1;
-    }
-    if (s->tls_pending && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
-        unsigned long e = bufferevent_get_openssl_error(s->bev);
-        char why[256] = "lost connection";
-        if (e)
-            ERR_error_string_n(e, why, sizeof(why));
-        log_info("SSL_accept error from %s[%s]: %s", s->client_name, s->client_addr, why);
-        session_free(s);
-        return 1;
-    }
-    return 0;
 }
 
 static void session_eventcb(struct bufferevent *bev, short what, void *arg)
@@ -1013,7 +927,7 @@ void session_close(struct smtp_session *s)
     event_active(s->close_ev, EV_TIMEOUT, 0);
 }
 
-static void session_free(struct smtp_session *s)
+void session_free(struct smtp_session *s)
 {
     char stats[512] = "";
     size_t o = 0;
@@ -1071,7 +985,7 @@ static void session_greet(void *arg, const char *name)
 }
 
 /* session_bev_setup - callbacks, limits and timeouts of the session's bufferevent */
-static void session_bev_setup(struct smtp_session *s)
+void session_bev_setup(struct smtp_session *s)
 {
     bufferevent_setcb(s->bev, session_readcb, session_writecb, session_eventcb, s);
     bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGHWAT);
