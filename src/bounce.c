@@ -38,10 +38,8 @@ int bounce_note(const char *qid, size_t idx, const char *status, const char *rea
     int fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
-    size_t n = strlen(reason);
-    char *x = xmalloc(n * 3 + 1);
-    long xl = xtext_encode(reason, n, x, n * 3 + 1);
-    char *line = xasprintf("%zu %s %s\n", idx, status, xl > 0 ? x : "-");
+    char *x = queue_xtext_encode(reason);
+    char *line = xasprintf("%zu %s %s\n", idx, status, x[0] ? x : "-");
     int ok = write(fd, line, strlen(line)) == (ssize_t)strlen(line) && fdatasync(fd) == 0;
     free(line);
     free(x);
@@ -62,9 +60,9 @@ static void read_notes(const char *qid, struct note *notes, size_t n)
         char status[16], reason[4000];
         if (sscanf(line, "%zu %15s %3999s", &idx, status, reason) != 3 || idx >= n)
             continue;
-        char *dec = xmalloc(strlen(reason) + 1);
-        if (xtext_decode(reason, strlen(reason), dec, strlen(reason) + 1) < 0)
-            snprintf(dec, strlen(reason) + 1, "%s", "delivery failed");
+        char *dec = queue_xtext_decode(reason, strlen(reason));
+        if (dec == NULL)
+            dec = xstrdup("delivery failed");
         snprintf(notes[idx].status, sizeof(notes[idx].status), "%s", status);
         free(notes[idx].reason);
         notes[idx].reason = dec;

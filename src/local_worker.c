@@ -23,11 +23,9 @@ struct worker_out {
 /* put_xtext - write s as one xtext word */
 static void put_xtext(FILE *fp, const char *s)
 {
-    size_t n = strlen(s);
-    char *t = xmalloc(n * 3 + 1);
-    long m = xtext_encode(s, n, t, n * 3 + 1);
-    fwrite(t, 1, m > 0 ? (size_t)m : 0, fp);
-    free(t);
+    char *x = queue_xtext_encode(s);
+    fputs(x, fp);
+    free(x);
 }
 
 static void forward_cb(void *arg, const char *address)

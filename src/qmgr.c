@@ -296,11 +296,8 @@ static char *parse_word(char **p)
 
 static char *xtext_dup(const char *s)
 {
-    size_t n = strlen(s);
-    char *out = xmalloc(n + 1);
-    if (xtext_decode(s, n, out, n + 1) < 0)
-        snprintf(out, n + 1, "%s", "?");
-    return out;
+    char *out = queue_xtext_decode(s, strlen(s));
+    return out ? out : xstrdup("?");
 }
 
 static struct result *result_for(struct worker *w, size_t idx)

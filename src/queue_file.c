@@ -12,15 +12,31 @@
 #include <string.h>
 #include <unistd.h>
 
+char *queue_xtext_encode(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = xmalloc(n * 3 + 1);
+    if (xtext_encode(s, n, out, n * 3 + 1) < 0)
+        out[0] = '\0'; /* cannot happen: 3 octets per input octet always fit */
+    return out;
+}
+
+char *queue_xtext_decode(const char *p, size_t n)
+{
+    char *out = xmalloc(n + 1);
+    if (xtext_decode(p, n, out, n + 1) < 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* put_xtext - append s as xtext ("" stays empty) */
 static void put_xtext(struct buf *out, const char *s)
 {
-    size_t n = strlen(s);
-    char *tmp = xmalloc(n * 3 + 1);
-    long m = xtext_encode(s, n, tmp, n * 3 + 1);
-    if (m > 0)
-        buf_append(out, tmp, (size_t)m);
-    free(tmp);
+    char *x = queue_xtext_encode(s);
+    buf_puts(out, x);
+    free(x);
 }
 
 /* put_opt_xtext - an optional value: "-" when absent; a value of "-" itself as "+2D" */
@@ -73,16 +89,6 @@ void queue_env_encode(struct qenv *env, struct buf *out)
     env->data_off = (off_t)(out->len - base);
 }
 
-/* get_xtext - decode the xtext word [p, p+n) into a new string, NULL on error */
-static char *get_xtext(const char *p, size_t n)
-{
-    char *out = xmalloc(n + 1);
-    if (xtext_decode(p, n, out, n + 1) < 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
 
 /* split - split line into at most max space-separated words (empty words allowed) */
 static int split(const char *line, size_t len, const char **w, size_t *wl, int max)
@@ -143,8 +149,8 @@ static int decode_line(struct qenv *env, const char *line, size_t len, off_t off
     if (word_is(w[0], wl[0], "client") && n == 3) {
         free(env->client_addr);
         free(env->client_name);
-        env->client_addr = get_xtext(w[1], wl[1]);
-        env->client_name = get_xtext(w[2], wl[2]);
+        env->client_addr = queue_xtext_decode(w[1], wl[1]);
+        env->client_name = queue_xtext_decode(w[2], wl[2]);
         return env->client_addr && env->client_name ? 0 : (snprintf(err, errsz, "bad client"), -1);
     }
     if (word_is(w[0], wl[0], "helo") && n == 2) target = &env->helo;
@@ -152,7 +158,7 @@ static int decode_line(struct qenv *env, const char *line, size_t len, off_t off
     else if (word_is(w[0], wl[0], "sender") && n == 2) target = &env->sender;
     if (target) {
         free(*target);
-        *target = get_xtext(w[1], wl[1]);
+        *target = queue_xtext_decode(w[1], wl[1]);
         return *target ? 0 : (snprintf(err, errsz, "bad %.*s", (int)wl[0], w[0]), -1);
     }
     if (word_is(w[0], wl[0], "body") && n == 2) {
@@ -173,7 +179,7 @@ static int decode_line(struct qenv *env, const char *line, size_t len, off_t off
     }
     if (word_is(w[0], wl[0], "envid") && n == 2) {
         free(env->envid);
-        env->envid = word_is(w[1], wl[1], "-") ? NULL : get_xtext(w[1], wl[1]);
+        env->envid = word_is(w[1], wl[1], "-") ? NULL : queue_xtext_decode(w[1], wl[1]);
         return (env->envid || word_is(w[1], wl[1], "-")) ? 0 : (snprintf(err, errsz, "bad envid"), -1);
     }
     if (word_is(w[0], wl[0], "rcpt") && n == 6 && wl[1] == 1) {
@@ -191,8 +197,8 @@ static int decode_line(struct qenv *env, const char *line, size_t len, off_t off
         r->notify = atoi(tmp);
         if (!word_is(w[3], wl[3], "-"))
             snprintf(r->orcpt_type, sizeof(r->orcpt_type), "%.*s", (int)wl[3], w[3]);
-        r->orcpt = word_is(w[4], wl[4], "-") ? NULL : get_xtext(w[4], wl[4]);
-        r->addr = get_xtext(w[5], wl[5]);
+        r->orcpt = word_is(w[4], wl[4], "-") ? NULL : queue_xtext_decode(w[4], wl[4]);
+        r->addr = queue_xtext_decode(w[5], wl[5]);
         env->nrcpt++;
         if (r->addr == NULL || (r->orcpt == NULL && !word_is(w[4], wl[4], "-")))
             return snprintf(err, errsz, "bad rcpt"), -1;

@@ -74,6 +74,12 @@ int queue_env_read(int fd, struct qenv *env, char *err, size_t errsz);
 
 void queue_env_free(struct qenv *env);
 
+/* queue_xtext_encode - s as a new xtext string, for the queue and the
+ * master/worker protocol (no space, CR, LF or control byte survives) */
+char *queue_xtext_encode(const char *s);
+/* queue_xtext_decode - the xtext word [p, p+n) as a new string, NULL if malformed */
+char *queue_xtext_decode(const char *p, size_t n);
+
 /* queue_id_valid - 12 uppercase hex digits */
 int queue_id_valid(const char *id);
 
