@@ -1,6 +1,7 @@
 /* config.c - parse tern.conf (Postfix main.cf style) against config_table.h */
 #include "config.h"
 #include "buf.h"
+#include "route.h"
 #include "xmalloc.h"
 
 #include <ctype.h>
@@ -205,7 +206,8 @@ static int config_validate(const struct config *c, char *err, size_t errsz)
         snprintf(err, errsz, "smtpd_session_limit: must be at least 1");
         return -1;
     }
-    return 0;
+    /* relayhost, local_transport, smtp_tls_security_level, smtp_port */
+    return route_config_check(c, err, errsz);
 }
 
 /* WHERE - where setting i got its value: "FILE:LINE", "-o", or the file for defaults */

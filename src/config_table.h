@@ -98,6 +98,53 @@ CFG(maximal_backoff_time, TIME, "4000s",
     "Longest delay between two delivery attempts of one message.")
 CFG(maximal_queue_lifetime, TIME, "5d",
     "After this long in the queue a temporarily failing recipient is failed permanently.")
+CFG(relayhost, STR, "",
+    "Send all mail for non-local domains through this smarthost: host (MX lookup), [host] (no MX "
+    "lookup), either with an optional :port. Empty: deliver directly to each domain's MX hosts. "
+    "transport_maps entries take precedence.")
+CFG(transport_maps, STR, "",
+    "File of \"destination transport[:nexthop]\" lines routing mail by recipient domain: "
+    "destination is a domain, .domain (its subdomains) or * (anything else); transport is "
+    "smtp (nexthop: host, [host], optional :port; empty: the domain's MX), lmtp (nexthop: "
+    "unix:/path, host:port or [host]:port), local, or error (nexthop: the reason, e.g. "
+    "\"error:5.7.1 no mail here\"). Re-read on SIGHUP.")
+CFG(local_transport, STR, "local",
+    "How recipients in $mydestination are delivered: local (aliases, mailboxes, commands, by "
+    "the local delivery workers) or lmtp:unix:/path, lmtp:host:port (an LMTP server such as "
+    "Dovecot; no alias expansion, as with Postfix's local_transport).")
+CFG(smtp_port, INT, "25",
+    "TCP port of outbound SMTP when a next hop gives none (MX hosts, relayhost without :port).")
+CFG(smtp_helo_name, STR, "$myhostname",
+    "The name sent in EHLO/HELO/LHLO by the outbound SMTP and LMTP client.")
+CFG(smtp_tls_security_level, STR, "may",
+    "Outbound TLS: none, may (STARTTLS when offered, no certificate check), encrypt (TLS "
+    "required), verify (TLS required, certificate checked against smtp_tls_CAfile and the "
+    "host name). Per destination: smtp_tls_policy_maps.")
+CFG(smtp_tls_policy_maps, STR, "",
+    "File of \"destination level\" lines overriding smtp_tls_security_level: destination is a "
+    "domain, .domain, or a next hop as written in relayhost/transport_maps ([host]:port); level "
+    "is none, may, encrypt, verify, or wrapper (implicit TLS from the first byte, RFC 8314 port "
+    "465, certificate not checked) or wrapper-verify.")
+CFG(smtp_tls_CAfile, STR, "",
+    "PEM file of trusted CA certificates for the verify levels. Empty: the system's store.")
+CFG(smtp_sasl_password_maps, STR, "",
+    "File of \"nexthop user:password\" lines: credentials for AUTH PLAIN/LOGIN at a smarthost. "
+    "nexthop is written as in relayhost or transport_maps ([host]:port, host, or a domain). "
+    "Credentials are sent only over TLS. Keep the file readable by root only.")
+CFG(smtp_destination_concurrency_limit, INT, "20",
+    "Most simultaneous outbound connections to one destination (domain or next hop).")
+CFG(smtp_destination_recipient_limit, INT, "50",
+    "Most recipients in one outbound SMTP/LMTP transaction; more are sent in further "
+    "transactions.")
+CFG(smtp_connection_limit, INT, "100",
+    "Most simultaneous outbound SMTP and LMTP connections in total.")
+CFG(smtp_connection_reuse_count_limit, INT, "100",
+    "Most messages sent over one outbound connection before it is closed; 1: no reuse.")
+CFG(smtp_mx_address_limit, INT, "5",
+    "Most server addresses (over all MX hosts) tried in one delivery attempt.")
+CFG(delay_warning_time, TIME, "0",
+    "Tell the sender once (a \"delayed\" DSN) when a message has waited this long for "
+    "recipients that still fail temporarily. 0: never.")
 CFG(local_delivery_workers, INT, "2",
     "Number of local delivery processes (each delivers one message at a time).")
 CFG(alias_maps, LIST, "/etc/aliases",

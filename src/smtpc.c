@@ -1,4 +1,4 @@
-/* smtpc.c - outbound SMTP / LMTP client: one connection, one transaction
+/* smtpc.c - outbound SMTP / LMTP client: one transaction at a time per connection
  *
  * A state machine driven by one read callback: every reply goes through
  * smtpc_reply_parse() (bounded, CVE-2020-8794), then handle_reply() acts on
@@ -7,14 +7,22 @@
  * ever emitted (NOTES.md: smuggling).  done() always runs from finish_cb,
  * an event of our own, so never inside smtpc_start() nor inside a
  * bufferevent callback.
+ *
+ * A transaction ends in txn_end(): QUIT, or with job->reuse and a healthy
+ * session RSET (when it stopped before the end of data) and ST_IDLE.  An idle
+ * connection has no job (the caller may free it): everything the idle,
+ * releasing and closing paths need is kept in the connection itself.
  */
 #include "smtpc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -38,24 +46,32 @@
 
 enum stage {
     ST_CONNECT, ST_GREETING, ST_EHLO, ST_HELO, ST_STARTTLS, ST_HANDSHAKE, ST_AUTH, ST_AUTH_USER,
-    ST_AUTH_PASS, ST_MAIL, ST_RCPT, ST_DATA, ST_BODY, ST_DOT, ST_QUIT, ST_DONE
+    ST_AUTH_PASS, ST_MAIL, ST_RCPT, ST_DATA, ST_BODY, ST_DOT, ST_RSET, ST_QUIT, ST_IDLE, ST_DONE,
+    ST_COUNT
 };
 
 static const char *const stage_name[] = {
     "connect", "greeting", "EHLO", "HELO", "STARTTLS", "TLS handshake", "AUTH", "AUTH",
-    "AUTH", "MAIL FROM", "RCPT TO", "DATA", "message body", "end of data", "QUIT", "end",
+    "AUTH", "MAIL FROM", "RCPT TO", "DATA", "message body", "end of data", "RSET", "QUIT", "idle",
+    "end",
 };
 
-/* RFC 5321 4.5.3.2 client timeouts in seconds, per stage */
+/* RFC 5321 4.5.3.2 client timeouts in seconds, per stage (RSET and idle are not defined there:
+ * the RFC's five minutes for other commands, and 300 s of idleness as Postfix would allow) */
 static const int stage_timeout[] = {30, 300, 300, 300, 300, 300, 300, 300, 300, 300, 300, 120, 180,
-                                    600, 300, 300};
+                                    600, 300, 300, 300, 300};
+
+_Static_assert(sizeof(stage_name) / sizeof(stage_name[0]) == ST_COUNT, "stage_name");
+_Static_assert(sizeof(stage_timeout) / sizeof(stage_timeout[0]) == ST_COUNT, "stage_timeout");
+
+#define RELEASE_WAIT 5 /* seconds smtpc_release waits for the reply to QUIT */
 
 /* per-recipient progress */
 enum { RC_UNSENT, RC_REJECTED, RC_ACCEPTED, RC_FINAL };
 
 struct smtpc_conn {
     struct event_base *base;
-    struct smtpc_job *job;
+    struct smtpc_job *job;     /* NULL while idle or released */
     smtpc_done_fn done;
     void *arg;
     struct bufferevent *bev;
@@ -63,7 +79,17 @@ struct smtpc_conn {
     struct event *timer, *finish_ev;
     enum stage st;
     struct smtpc_ext ext;
-    int tls_active, pipelined, mail_failed;
+    /* the session, kept across transactions */
+    char host[256];
+    char peer_addr[80];
+    char tls_info[160];
+    int lmtp, timeout_scale;
+    int tls_active;
+    int unusable;              /* the peer said 421 (RFC 5321 3.8): it is closing */
+    int releasing;             /* smtpc_release: free without callback once QUIT is over */
+    /* the transaction */
+    int session_ok;            /* the attempt got past the session setup (see job->session_failed) */
+    int pipelined, mail_failed;
     unsigned char *rstate;     /* RC_* per recipient */
     size_t rcpt_i;             /* recipient whose RCPT (or LMTP final) reply is awaited */
     size_t naccepted;
@@ -100,7 +126,7 @@ static void set_status(struct smtpc_conn *c, int code, const char *fmt, ...)
 {
     char tmp[sizeof(c->job->reply)];
     va_list ap;
-    if (c->job->status)
+    if (!c->job || c->job->status)
         return;
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof(tmp), fmt, ap);
@@ -116,12 +142,21 @@ static void set_status_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
     set_status(c, code, "%s%s%s", r->esc, r->esc[0] ? " " : "", r->text);
 }
 
-/* arm - (re)start the timer for the current stage, scaled by job->timeout_scale */
+/* now - wall-clock seconds */
+static double now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* arm - (re)start the timer for the current stage, scaled by the timeout_scale of the job */
 static void arm(struct smtpc_conn *c)
 {
-    long long us = (long long)stage_timeout[c->st] * 1000000;
-    if (c->job->timeout_scale > 1)
-        us /= c->job->timeout_scale;
+    int secs = c->releasing && c->st == ST_QUIT ? RELEASE_WAIT : stage_timeout[c->st];
+    long long us = (long long)secs * 1000000;
+    if (c->timeout_scale > 1)
+        us /= c->timeout_scale;
     struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
     evtimer_add(c->timer, &tv);
 }
@@ -136,21 +171,31 @@ static void close_conn(struct smtpc_conn *c)
         evtimer_del(c->timer);
 }
 
-/* finish - end the attempt now; done() follows from the event loop */
+/* finish - end the attempt and the connection now; done() follows from the event loop */
 static void finish(struct smtpc_conn *c)
 {
-    struct smtpc_job *job = c->job;
     if (c->st == ST_DONE)
         return;
     c->st = ST_DONE;
     close_conn(c);
-    /* recipients accepted at RCPT but without a final reply share the failure */
-    for (size_t i = 0; job->status && i < job->nrcpt; i++)
-        if (c->rstate[i] == RC_ACCEPTED) {
-            job->rcpts[i].code = 0;
-            job->rcpts[i].esc[0] = job->rcpts[i].text[0] = '\0';
-        }
     event_active(c->finish_ev, 0, 0);
+}
+
+/* go_idle - end the attempt, keeping the connection: done() follows from the event loop */
+static void go_idle(struct smtpc_conn *c)
+{
+    c->st = ST_IDLE;
+    arm(c);
+    event_active(c->finish_ev, 0, 0);
+}
+
+/* idle_dead - the idle connection broke or timed out: close it, no callback (if done() is
+ * still to come, it reports reusable = 0; else smtpc_next returns -1) */
+static void idle_dead(struct smtpc_conn *c)
+{
+    log_debug("smtpc: %s: idle connection closed", c->host);
+    close_conn(c);
+    c->st = ST_DONE;
 }
 
 /* send_str - queue text on the connection */
@@ -186,23 +231,44 @@ static void quit(struct smtpc_conn *c)
     command(c, ST_QUIT, "QUIT");
 }
 
-/* fail - the attempt failed with a locally made reply; say QUIT politely */
+/* txn_end - the transaction is over.  rset: it stopped before the end of data, so the peer
+ * still holds a transaction.  With job->reuse and a healthy session keep the connection
+ * (after RSET if needed); otherwise say QUIT */
+static void txn_end(struct smtpc_conn *c, int rset)
+{
+    if (!c->job->reuse || c->unusable || !c->bev)
+        quit(c);
+    else if (rset)
+        command(c, ST_RSET, "RSET");
+    else
+        go_idle(c);
+}
+
+/* fail - the session failed with a locally made reply; say QUIT politely */
 #define fail(c, code, ...) (set_status((c), (code), __VA_ARGS__), quit(c))
+
+/* refuse - this message cannot go over this session (nothing of it was sent yet) */
+#define refuse(c, code, ...) (set_status((c), (code), __VA_ARGS__), txn_end((c), 0))
+
+/* verifying - the peer's certificate and name are checked */
+static int verifying(const struct smtpc_job *job)
+{
+    return job->tls == SMTPC_TLS_VERIFY || (job->tls == SMTPC_TLS_WRAPPER && job->tls_verify);
+}
 
 /* ssl_new - an SSL object for job->host: SNI and, for VERIFY, the name check */
 static SSL *ssl_new(struct smtpc_conn *c)
 {
-    struct smtpc_job *job = c->job;
     unsigned char tmp[16];
-    int is_ip = inet_pton(AF_INET, job->host, tmp) == 1 || inet_pton(AF_INET6, job->host, tmp) == 1;
+    int is_ip = inet_pton(AF_INET, c->host, tmp) == 1 || inet_pton(AF_INET6, c->host, tmp) == 1;
     SSL *ssl = SSL_new(c->ctx);
     if (!ssl)
         return NULL;
-    if (!is_ip && job->host[0])
-        SSL_set_tlsext_host_name(ssl, job->host);
-    if (job->tls == SMTPC_TLS_VERIFY) {
-        int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), job->host)
-                       : SSL_set1_host(ssl, job->host);
+    if (!is_ip && c->host[0])
+        SSL_set_tlsext_host_name(ssl, c->host);
+    if (verifying(c->job)) {
+        int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->host)
+                       : SSL_set1_host(ssl, c->host);
         if (ok != 1) {
             SSL_free(ssl);
             return NULL;
@@ -218,7 +284,7 @@ static SSL_CTX *ctx_new(const struct smtpc_job *job)
     if (!ctx)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (job->tls == SMTPC_TLS_VERIFY) {
+    if (verifying(job)) {
         int ok = job->ca_file ? SSL_CTX_load_verify_locations(ctx, job->ca_file, NULL)
                               : SSL_CTX_set_default_verify_paths(ctx);
         if (ok != 1) {
@@ -268,7 +334,7 @@ static void start_tls(struct smtpc_conn *c)
     if (!f) {
         if (ssl)
             SSL_free(ssl);
-        set_status(c, 454, "4.7.5 cannot set up TLS for %s", c->job->host);
+        set_status(c, 454, "4.7.5 cannot set up TLS for %s", c->host);
         finish(c);
         return;
     }
@@ -285,7 +351,7 @@ static void tls_up(struct smtpc_conn *c)
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
     c->tls_active = 1;
     if (ssl)
-        tls_describe(ssl, c->job->tls_info, sizeof(c->job->tls_info));
+        tls_describe(ssl, c->tls_info, sizeof(c->tls_info));
     memset(&c->ext, 0, sizeof(c->ext));
 }
 
@@ -396,17 +462,17 @@ static void start_mail(struct smtpc_conn *c)
     struct smtpc_job *job = c->job;
     long long size = 0;
     if (job->smtputf8 && !(c->ext.flags & SMTPC_EXT_SMTPUTF8)) {
-        fail(c, 550, "5.6.7 SMTPUTF8 required but not offered by %s", job->host);
+        refuse(c, 550, "5.6.7 SMTPUTF8 required but not offered by %s", c->host);
         return;
     }
     if (c->ext.flags & SMTPC_EXT_SIZE) {
         if ((size = message_size(c)) < 0) {
-            fail(c, 451, "4.3.0 cannot read the message text: %s", errno ? strerror(errno) : "short file");
+            refuse(c, 451, "4.3.0 cannot read the message text: %s", errno ? strerror(errno) : "short file");
             return;
         }
         if (c->ext.size && (unsigned long long)size > c->ext.size) {
-            fail(c, 552, "5.3.4 message too big for %s (%lld octets, limit %llu)", job->host, size,
-                 c->ext.size);
+            refuse(c, 552, "5.3.4 message too big for %s (%lld octets, limit %llu)", c->host, size,
+                   c->ext.size);
             return;
         }
     }
@@ -424,6 +490,14 @@ static void start_mail(struct smtpc_conn *c)
     arm(c);
 }
 
+/* session_ready - the session is set up: the transaction begins */
+static void session_ready(struct smtpc_conn *c)
+{
+    c->session_ok = 1;
+    c->job->t_ready = now();
+    start_mail(c);
+}
+
 /* after_ehlo - extensions known: STARTTLS, then AUTH, then the transaction */
 static void after_ehlo(struct smtpc_conn *c)
 {
@@ -434,12 +508,12 @@ static void after_ehlo(struct smtpc_conn *c)
         return;
     }
     if (!c->tls_active && (job->tls == SMTPC_TLS_ENCRYPT || job->tls == SMTPC_TLS_VERIFY)) {
-        fail(c, 454, "4.7.5 TLS is required but was not offered by %s", job->host);
+        fail(c, 454, "4.7.5 TLS is required but was not offered by %s", c->host);
         return;
     }
     if (job->auth_user && (c->ext.auth_plain || c->ext.auth_login)) {
         if (!c->tls_active && job->tls != SMTPC_TLS_NONE) {
-            fail(c, 454, "4.7.0 not sending credentials to %s without TLS", job->host);
+            fail(c, 454, "4.7.0 not sending credentials to %s without TLS", c->host);
             return;
         }
         const char *pass = job->auth_pass ? job->auth_pass : "";
@@ -458,7 +532,7 @@ static void after_ehlo(struct smtpc_conn *c)
         }
         return;
     }
-    start_mail(c);
+    session_ready(c);
 }
 
 /* send_body - send the next block of the text (or the final dot) */
@@ -525,29 +599,31 @@ static void rcpts_done(struct smtpc_conn *c)
     } else if (c->naccepted) {
         command(c, ST_DATA, "DATA");
     } else {
-        quit(c);
+        txn_end(c, 1);
     }
 }
 
 /* handle_reply - act on a complete reply in the current stage */
 static void handle_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 {
-    struct smtpc_job *job = c->job;
+    struct smtpc_job *job = c->job; /* NULL in ST_QUIT after smtpc_release */
     int ok = r->code / 100 == 2;
+    if (r->code == 421)
+        c->unusable = 1;
     switch (c->st) {
     case ST_GREETING:
         if (!ok) {
             set_status_reply(c, r);
             quit(c);
         } else {
-            command(c, ST_EHLO, "%s %s", job->lmtp ? "LHLO" : "EHLO", job->helo_name);
+            command(c, ST_EHLO, "%s %s", c->lmtp ? "LHLO" : "EHLO", job->helo_name);
         }
         break;
     case ST_EHLO:
         if (ok) {
             smtpc_ehlo_parse(r, &c->ext);
             after_ehlo(c);
-        } else if (r->code / 100 == 5 && !job->lmtp) {
+        } else if (r->code / 100 == 5 && !c->lmtp) {
             command(c, ST_HELO, "HELO %s", job->helo_name);
         } else {
             set_status_reply(c, r);
@@ -571,7 +647,7 @@ static void handle_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
             after_ehlo(c);
         } else {
             fail(c, r->code / 100 == 4 ? r->code : 454, "4.7.5 TLS is required but STARTTLS failed at %s: %d %s",
-                 job->host, r->code, r->text);
+                 c->host, r->code, r->text);
         }
         break;
     case ST_AUTH_USER:
@@ -584,11 +660,11 @@ static void handle_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
         /* fall through */
     case ST_AUTH:
         if (ok) {
-            start_mail(c);
+            session_ready(c);
         } else {
             int code = r->code == 535 ? 535 : r->code / 100 == 4 ? r->code : 454;
             set_status(c, code, "%s%s%s (authentication at %s)", r->esc, r->esc[0] ? " " : "", r->text,
-                       job->host);
+                       c->host);
             quit(c);
         }
         break;
@@ -599,7 +675,7 @@ static void handle_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
         }
         c->rcpt_i = next_rcpt(c, 0);
         if (c->mail_failed && !c->pipelined)
-            quit(c);
+            txn_end(c, 1);
         else if (c->rcpt_i >= job->nrcpt)
             rcpts_done(c);
         else if (c->pipelined) {
@@ -634,12 +710,15 @@ static void handle_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
         break;
     case ST_DATA:
         if (c->mail_failed || !c->naccepted) {
-            if (r->code == 354) /* a broken peer wants the text anyway: end it empty */
+            if (r->code == 354) { /* a broken peer wants the text anyway: end it empty */
                 send_str(c, ".\r\n", 3);
-            quit(c);
+                quit(c);
+            } else {
+                txn_end(c, 1);
+            }
         } else if (r->code != 354) {
             set_status_reply(c, r);
-            quit(c);
+            txn_end(c, 1);
         } else {
             c->bol = 1;
             c->sent = 0;
@@ -647,11 +726,11 @@ static void handle_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
         }
         break;
     case ST_DOT:
-        if (!job->lmtp) {
+        if (!c->lmtp) {
             for (size_t i = 0; i < job->nrcpt; i++)
                 if (c->rstate[i] == RC_ACCEPTED)
                     set_rcpt(c, i, r, RC_FINAL);
-            quit(c);
+            txn_end(c, 0);
             break;
         }
         while (c->rcpt_i < job->nrcpt && c->rstate[c->rcpt_i] != RC_ACCEPTED)
@@ -661,15 +740,21 @@ static void handle_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
         while (c->rcpt_i < job->nrcpt && c->rstate[c->rcpt_i] != RC_ACCEPTED)
             c->rcpt_i++;
         if (c->rcpt_i >= job->nrcpt)
-            quit(c);
+            txn_end(c, 0);
         else
             arm(c);
+        break;
+    case ST_RSET: /* the outcome is known already: only whether the session goes on depends on it */
+        if (ok && !c->unusable)
+            go_idle(c);
+        else
+            quit(c);
         break;
     case ST_QUIT:
         finish(c);
         break;
     default: /* a reply nobody asked for (e.g. during the body): the peer is confused */
-        set_status(c, 451, "4.5.0 unexpected reply from %s during %s: %d", job->host, stage_name[c->st],
+        set_status(c, 451, "4.5.0 unexpected reply from %s during %s: %d", c->host, stage_name[c->st],
                    r->code);
         finish(c);
         break;
@@ -705,14 +790,16 @@ static void read_cb(struct bufferevent *bev, void *arg)
         c->in.len += n;
         c->in.data[c->in.len] = '\0';
     }
-    while (c->st != ST_DONE && c->st != ST_HANDSHAKE && c->in.len > 0 && !reply_pending(c)) {
+    while (c->st != ST_DONE && c->st != ST_HANDSHAKE && c->st != ST_IDLE && c->in.len > 0 &&
+           !reply_pending(c)) {
         struct smtpc_reply r;
         size_t used;
         enum smtpc_parse pr = smtpc_reply_parse(c->in.data, c->in.len, &r, &used);
         if (pr == SMTPC_MORE)
             return;
         if (pr == SMTPC_ERROR) {
-            set_status(c, 451, "4.5.0 malformed reply from %s during %s", c->job->host, stage_name[c->st]);
+            if (c->st != ST_RSET) /* after RSET the outcome is known already */
+                set_status(c, 451, "4.5.0 malformed reply from %s during %s", c->host, stage_name[c->st]);
             finish(c);
             return;
         }
@@ -722,12 +809,14 @@ static void read_cb(struct bufferevent *bev, void *arg)
         c->scan = c->scan_lines = 0;
         if (c->st == ST_CONNECT || c->st == ST_BODY) {
             /* nothing may arrive now; ST_CONNECT only before the TLS wrapper is up */
-            set_status(c, 451, "4.5.0 unexpected reply from %s during %s", c->job->host, stage_name[c->st]);
+            set_status(c, 451, "4.5.0 unexpected reply from %s during %s", c->host, stage_name[c->st]);
             finish(c);
             return;
         }
         handle_reply(c, &r);
     }
+    if (c->st == ST_IDLE && c->in.len > 0) /* e.g. "421 idle timeout": nothing is expected */
+        idle_dead(c);
 }
 
 /* write_cb - the output drained: during the text, send the next block */
@@ -753,7 +842,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             arm(c);
         } else if (c->st == ST_HANDSHAKE) {
             tls_up(c);
-            command(c, ST_EHLO, "%s %s", job->lmtp ? "LHLO" : "EHLO", job->helo_name);
+            command(c, ST_EHLO, "%s %s", c->lmtp ? "LHLO" : "EHLO", job->helo_name);
         }
         return;
     }
@@ -761,21 +850,23 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     int err = EVUTIL_SOCKET_ERROR();
     char why[256];
-    if (c->st == ST_QUIT) {
+    if (c->st == ST_IDLE) {
+        idle_dead(c);
+    } else if (c->st == ST_QUIT || c->st == ST_RSET) {
         finish(c);
     } else if (c->st == ST_HANDSHAKE || (c->st == ST_CONNECT && job->tls == SMTPC_TLS_WRAPPER &&
                                          (errno = err, tls_error(c, why, sizeof(why))))) {
         errno = err;
         if (c->st == ST_HANDSHAKE)
             tls_error(c, why, sizeof(why));
-        set_status(c, 454, "4.7.5 TLS handshake with %s failed: %s", job->host, why);
+        set_status(c, 454, "4.7.5 TLS handshake with %s failed: %s", c->host, why);
         finish(c);
     } else if (c->st == ST_CONNECT) {
-        set_status(c, 421, "4.4.1 connect to %s: %s", job->host,
+        set_status(c, 421, "4.4.1 connect to %s: %s", c->host,
                    err ? strerror(err) : "connection closed");
         finish(c);
     } else {
-        set_status(c, 421, "4.4.2 lost connection with %s while %s", job->host, stage_name[c->st]);
+        set_status(c, 421, "4.4.2 lost connection with %s while %s", c->host, stage_name[c->st]);
         finish(c);
     }
 }
@@ -786,11 +877,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     struct smtpc_conn *c = arg;
     (void)fd;
     (void)what;
-    if (c->st == ST_QUIT) {
+    if (c->st == ST_IDLE) {
+        idle_dead(c);
+        return;
+    }
+    if (c->st == ST_QUIT || c->st == ST_RSET) {
         finish(c);
         return;
     }
-    set_status(c, 421, "4.4.2 timeout after %s with %s", stage_name[c->st], c->job->host);
+    set_status(c, 421, "4.4.2 timeout after %s with %s", stage_name[c->st], c->host);
     finish(c);
 }
 
@@ -810,7 +905,7 @@ static void free_conn(struct smtpc_conn *c)
     free(c);
 }
 
-/* finish_cb - report the outcome, then forget the connection */
+/* finish_cb - report the outcome; then keep the idle connection for the caller or forget it */
 static void finish_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct smtpc_conn *c = arg;
@@ -818,32 +913,80 @@ static void finish_cb(evutil_socket_t fd, short what, void *arg)
     size_t ok = 0;
     (void)fd;
     (void)what;
+    if (c->releasing || !job) { /* smtpc_release: nobody waits */
+        free_conn(c);
+        return;
+    }
+    /* recipients accepted at RCPT but without a final reply share the failure */
+    for (size_t i = 0; job->status && i < job->nrcpt; i++)
+        if (c->rstate[i] == RC_ACCEPTED) {
+            job->rcpts[i].code = 0;
+            job->rcpts[i].esc[0] = job->rcpts[i].text[0] = '\0';
+        }
     for (size_t i = 0; i < job->nrcpt; i++)
         ok += job->rcpts[i].code / 100 == 2;
-    log_debug("smtpc: %s%s: status=%d delivered=%zu/%zu%s%s %s", job->lmtp ? "lmtp " : "", job->host,
-              job->status, ok, job->nrcpt, job->tls_info[0] ? " tls=" : "", job->tls_info, job->reply);
+    job->reusable = c->st == ST_IDLE; /* not if it died while this event was pending */
+    job->session_failed = job->status != 0 && !c->session_ok;
+    job->peer_dsn = (c->ext.flags & SMTPC_EXT_DSN) != 0;
+    snprintf(job->tls_info, sizeof(job->tls_info), "%s", c->tls_info);
+    job->t_end = now();
+    if (job->t_ready == 0)
+        job->t_ready = job->t_end;
+    log_debug("smtpc: %s%s: status=%d delivered=%zu/%zu%s%s reusable=%d %s", c->lmtp ? "lmtp " : "",
+              c->peer_addr, job->status, ok, job->nrcpt, c->tls_info[0] ? " tls=" : "", c->tls_info,
+              job->reusable, job->reply);
     smtpc_done_fn done = c->done;
     void *darg = c->arg;
-    free_conn(c);
+    if (job->reusable) { /* the caller's now: smtpc_next, smtpc_release or smtpc_cancel */
+        c->job = NULL;
+        c->done = NULL;
+        c->arg = NULL;
+    } else {
+        free_conn(c);
+    }
     done(darg, job);
 }
 
-/* smtpc_start - begin delivering (see smtpc.h) */
-struct smtpc_conn *smtpc_start(struct event_base *base, struct smtpc_job *job, smtpc_done_fn done, void *arg)
+/* peer_format - c->peer_addr: "host[ip]:port" or "host[path]", as Postfix logs a relay */
+static void peer_format(struct smtpc_conn *c, const struct smtpc_job *job)
 {
-    struct smtpc_conn *c = xcalloc(1, sizeof(*c));
-    c->base = base;
-    c->job = job;
-    c->done = done;
-    c->arg = arg;
-    c->rstate = xcalloc(job->nrcpt ? job->nrcpt : 1, 1);
-    c->chunk = xmalloc(CHUNK);
-    c->timer = evtimer_new(base, timer_cb, c);
-    c->finish_ev = event_new(base, -1, 0, finish_cb, c);
-    if (!c->timer || !c->finish_ev)
-        log_fatalx("smtpc: cannot create events");
+    char tmp[512], ip[INET6_ADDRSTRLEN] = "";
+    if (job->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&job->addr;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        snprintf(tmp, sizeof(tmp), "%s[%s]:%u", c->host, ip, (unsigned)ntohs(in->sin_port));
+    } else if (job->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&job->addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        snprintf(tmp, sizeof(tmp), "%s[%s]:%u", c->host, ip, (unsigned)ntohs(in6->sin6_port));
+    } else if (job->addr.ss_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&job->addr;
+        size_t off = offsetof(struct sockaddr_un, sun_path), max = 0;
+        if (job->addrlen > off)
+            max = job->addrlen - off < sizeof(un->sun_path) ? job->addrlen - off : sizeof(un->sun_path);
+        snprintf(tmp, sizeof(tmp), "%s[%.*s]", c->host, (int)strnlen(un->sun_path, max), un->sun_path);
+    } else {
+        snprintf(tmp, sizeof(tmp), "%s", c->host);
+    }
+    sanitize(c->peer_addr, sizeof(c->peer_addr), tmp);
+}
+
+/* job_begin - a new attempt on c: reset job's outcome and c's transaction, check the
+ * recipients; returns 0 if the sender cannot be sent */
+static int job_begin(struct smtpc_conn *c, struct smtpc_job *job)
+{
     job->status = 0;
-    job->reply[0] = job->tls_info[0] = '\0';
+    job->reply[0] = '\0';
+    snprintf(job->tls_info, sizeof(job->tls_info), "%s", c->tls_info);
+    snprintf(job->peer_addr, sizeof(job->peer_addr), "%s", c->peer_addr);
+    job->reusable = job->session_failed = job->peer_dsn = 0;
+    job->t_begin = now();
+    job->t_ready = job->t_end = 0;
+    free(c->rstate);
+    c->rstate = xcalloc(job->nrcpt ? job->nrcpt : 1, 1);
+    c->session_ok = c->pipelined = c->mail_failed = 0;
+    c->rcpt_i = c->naccepted = 0;
+    c->sent = 0;
     for (size_t i = 0; i < job->nrcpt; i++) {
         struct smtpc_rcpt *r = &job->rcpts[i];
         r->code = 0;
@@ -855,16 +998,36 @@ struct smtpc_conn *smtpc_start(struct event_base *base, struct smtpc_job *job, s
             c->rstate[i] = RC_REJECTED;
         }
     }
+    return job->sender && !has_ctl(job->sender);
+}
+
+/* smtpc_start - begin delivering (see smtpc.h) */
+struct smtpc_conn *smtpc_start(struct event_base *base, struct smtpc_job *job, smtpc_done_fn done, void *arg)
+{
+    struct smtpc_conn *c = xcalloc(1, sizeof(*c));
+    c->base = base;
+    c->job = job;
+    c->done = done;
+    c->arg = arg;
+    c->lmtp = job->lmtp;
+    c->timeout_scale = job->timeout_scale;
+    snprintf(c->host, sizeof(c->host), "%s", job->host);
+    peer_format(c, job);
+    c->chunk = xmalloc(CHUNK);
+    c->timer = evtimer_new(base, timer_cb, c);
+    c->finish_ev = event_new(base, -1, 0, finish_cb, c);
+    if (!c->timer || !c->finish_ev)
+        log_fatalx("smtpc: cannot create events");
     c->st = ST_CONNECT;
-    if (!job->sender || has_ctl(job->sender) || !job->helo_name || !job->helo_name[0] ||
-        has_ctl(job->helo_name)) {
+    if (!job_begin(c, job) || !job->helo_name || !job->helo_name[0] || has_ctl(job->helo_name)) {
+        c->session_ok = 1; /* no fault of the peer: another one would not do better */
         set_status(c, 553, "5.1.7 invalid sender address or HELO name");
         finish(c);
         return c;
     }
     if (job->tls != SMTPC_TLS_NONE && !(c->ctx = ctx_new(job))) {
-        set_status(c, 454, "4.7.5 cannot set up TLS for %s%s", job->host,
-                   job->tls == SMTPC_TLS_VERIFY ? ": cannot load the CA certificates" : "");
+        set_status(c, 454, "4.7.5 cannot set up TLS for %s%s", c->host,
+                   verifying(job) ? ": cannot load the CA certificates" : "");
         finish(c);
         return c;
     }
@@ -879,7 +1042,7 @@ struct smtpc_conn *smtpc_start(struct event_base *base, struct smtpc_job *job, s
         c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     }
     if (!c->bev) {
-        set_status(c, 421, "4.4.1 connect to %s: cannot create a connection", job->host);
+        set_status(c, 421, "4.4.1 connect to %s: cannot create a connection", c->host);
         finish(c);
         return c;
     }
@@ -887,13 +1050,73 @@ struct smtpc_conn *smtpc_start(struct event_base *base, struct smtpc_job *job, s
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     arm(c);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&job->addr, (int)job->addrlen) < 0) {
-        set_status(c, 421, "4.4.1 connect to %s: %s", job->host, strerror(errno));
+        set_status(c, 421, "4.4.1 connect to %s: %s", c->host, strerror(errno));
         finish(c);
     }
     return c;
 }
 
-/* smtpc_cancel - stop the attempt without calling done() */
+/* idle_broken - the idle peer sent something or closed, and the event loop has not said so
+ * yet (smtpc_next may run before the read callback) */
+static int idle_broken(struct smtpc_conn *c)
+{
+    struct bufferevent *b = c->bev, *u;
+    if (!b || c->in.len > 0)
+        return 1;
+    for (;; b = u) {
+        if (evbuffer_get_length(bufferevent_get_input(b)) > 0)
+            return 1;
+        if (!(u = bufferevent_get_underlying(b)))
+            break;
+    }
+    evutil_socket_t fd = bufferevent_getfd(b);
+    char ch;
+    if (fd < 0)
+        return 1;
+    ssize_t n = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* smtpc_next - the next transaction on an idle connection (see smtpc.h) */
+int smtpc_next(struct smtpc_conn *c, struct smtpc_job *job, smtpc_done_fn done, void *arg)
+{
+    if (!c)
+        return -1;
+    if (c->st != ST_IDLE || idle_broken(c)) {
+        log_debug("smtpc: %s: idle connection lost before reuse", c->host);
+        free_conn(c);
+        return -1;
+    }
+    c->job = job;
+    c->done = done;
+    c->arg = arg;
+    c->timeout_scale = job->timeout_scale;
+    snprintf(job->host, sizeof(job->host), "%s", c->host);
+    job->lmtp = c->lmtp;
+    int sender_ok = job_begin(c, job);
+    c->session_ok = 1;
+    job->t_ready = job->t_begin;
+    if (!sender_ok)
+        refuse(c, 553, "5.1.7 invalid sender address");
+    else
+        start_mail(c);
+    return 0;
+}
+
+/* smtpc_release - QUIT and free the idle connection in the background (see smtpc.h) */
+void smtpc_release(struct smtpc_conn *c)
+{
+    if (!c)
+        return;
+    if (c->st != ST_IDLE || !c->bev) {
+        free_conn(c);
+        return;
+    }
+    c->releasing = 1;
+    command(c, ST_QUIT, "QUIT");
+}
+
+/* smtpc_cancel - stop the attempt without calling done(), or drop an idle connection */
 void smtpc_cancel(struct smtpc_conn *c)
 {
     if (c)

@@ -123,6 +123,8 @@ class Tern:
             "maximal_backoff_time": "2s",
             # tests never query the system resolver (no internet); test_dns.py runs its own
             "smtpd_peername_lookup": "no",
+            # outbound MX lookups go nowhere unless a test starts its own DNS (peers.DnsZone)
+            "dns_nameservers": "127.0.0.1:9",
         }
         base.update({k: str(v) for k, v in settings.items()})
         self.settings = base

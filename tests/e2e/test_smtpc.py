@@ -477,3 +477,288 @@ def test_garbage_and_nul(tmp_path):
     peer = Peer(lambda conn: (conn.send(b"220 a\x00b\r\n"), conn.readline()))
     st, reply, _, _, _ = drive(peer.port, "--to", "b@y.test", tmp_path=tmp_path)
     assert st // 100 == 4 and "malformed" in reply
+
+
+# ---- connection reuse and the outputs the queue manager uses --------------------
+
+def drive_multi(port, *args, body=BODY, tmp_path=None, timeout=30, unix=None):
+    """Run the driver for one or more messages.  Returns (runs, lines): one dict per message
+    (status, reply, rcpts, tls, session_failed, peer_dsn, reusable, times, peer_addr) and every
+    output line (including "next=-1" when smtpc_next refused)."""
+    f = tmp_path / "msg"
+    f.write_bytes(body)
+    where = ["--unix", str(unix)] if unix else ["--host", "127.0.0.1", "--port", str(port)]
+    r = subprocess.run([str(DRIVE), *where, *args, str(f)], capture_output=True, timeout=timeout)
+    err = r.stderr.decode("utf-8", "replace")
+    assert "AddressSanitizer" not in err and "runtime error" not in err and "LeakSanitizer" not in err, err
+    assert r.returncode == 0, err
+    lines = r.stdout.decode().splitlines()
+    runs = []
+    for ln in lines:
+        if ln.startswith("status="):
+            status, _, reply = ln[len("status="):].partition(" reply=")
+            runs.append({"status": int(status), "reply": reply, "rcpts": {}})
+        elif ln.startswith("rcpt="):
+            addr, rest = ln[5:].split(" code=", 1)
+            code, rest = rest.split(" esc=", 1)
+            esc, text = rest.split(" text=", 1)
+            runs[-1]["rcpts"][addr] = (int(code), esc, text)
+        elif ln.startswith("tls="):
+            runs[-1]["tls"] = ln[4:]
+        elif ln.startswith("session_failed="):
+            head, _, relay = ln.partition(" peer_addr=")
+            for kv in head.split():
+                k, v = kv.split("=", 1)
+                runs[-1][k] = int(v) if v.isdigit() else v
+            runs[-1]["peer_addr"] = relay
+    return runs, lines
+
+
+def verbs(conn):
+    return [ln[:4].upper() for ln in conn.lines]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_reuse_three_messages(tmp_path, pipelining):
+    peer = Peer(dialogue(ehlo=("PIPELINING", "DSN") if pipelining else ("SIZE", "DSN")))
+    runs, lines = drive_multi(peer.port, "--messages", "3", "--from", "a@x.test", "--to", "b@y.test",
+                              "--to", "c@y.test", tmp_path=tmp_path)
+    conn = peer.join()
+    assert peer.error is None, peer.error
+    assert len(runs) == 3 and "next=-1" not in lines, lines
+    for r in runs:
+        assert r["status"] == 0 and r["rcpts"]["b@y.test"][0] == 250 and r["rcpts"]["c@y.test"][0] == 250, r
+        assert (r["reusable"], r["session_failed"], r["peer_dsn"], r["times"]) == (1, 0, 1, "ok"), r
+        assert r["peer_addr"] == "127.0.0.1[127.0.0.1]:%d" % peer.port
+    # one connection, one EHLO, three transactions, no RSET after a completed DATA; released with QUIT
+    assert conn.datas == [BODY_WIRE] * 3 and len(conn.mails) == 3
+    v = verbs(conn)
+    assert v.count(b"EHLO") == 1 and b"RSET" not in v and v[-1] == b"QUIT", v
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_reuse_after_all_rcpts_rejected(tmp_path, pipelining):
+    peer = Peer(dialogue(ehlo=("PIPELINING", ) if pipelining else ("SIZE", ),
+                         tx_rcpt=lambda n, a: b"550 5.1.1 no\r\n" if n == 0 else b"250 2.1.5 ok\r\n"))
+    runs, lines = drive_multi(peer.port, "--messages", "2", "--to", "a@y.test", "--to", "b@y.test",
+                              tmp_path=tmp_path)
+    conn = peer.join()
+    assert peer.error is None, peer.error
+    r1, r2 = runs
+    assert r1["status"] == 0 and r1["rcpts"]["a@y.test"][0] == 550 and r1["rcpts"]["b@y.test"][0] == 550
+    assert r1["reusable"] == 1 and r1["session_failed"] == 0
+    assert r2["status"] == 0 and r2["rcpts"]["a@y.test"][0] == 250 and r2["rcpts"]["b@y.test"][0] == 250
+    v = verbs(conn)
+    mails = [i for i, x in enumerate(v) if x == b"MAIL"]
+    assert v.count(b"RSET") == 1 and mails[0] < v.index(b"RSET") < mails[1], v
+    assert conn.datas == [BODY_WIRE] and v[-1] == b"QUIT" and "next=-1" not in lines
+
+
+def test_reuse_after_mail_refused(tmp_path):
+    peer = Peer(dialogue(mail=lambda n: b"550 5.7.1 not you\r\n" if n == 0 else b"250 2.1.0 ok\r\n"))
+    runs, _ = drive_multi(peer.port, "--messages", "2", "--to", "b@y.test", tmp_path=tmp_path)
+    conn = peer.join()
+    r1, r2 = runs
+    assert r1["status"] == 550 and r1["reply"] == "5.7.1 not you" and r1["rcpts"]["b@y.test"][0] == 0
+    assert r1["session_failed"] == 0 and r1["reusable"] == 1
+    assert r2["status"] == 0 and r2["rcpts"]["b@y.test"][0] == 250
+    v = verbs(conn)
+    assert v.count(b"RSET") == 1 and conn.datas == [BODY_WIRE]
+
+
+def test_reuse_after_data_refused(tmp_path):
+    peer = Peer(dialogue(data_reply=lambda n: b"451 4.3.0 not now\r\n" if n == 0 else b"354 go\r\n"))
+    runs, _ = drive_multi(peer.port, "--messages", "2", "--to", "b@y.test", tmp_path=tmp_path)
+    conn = peer.join()
+    r1, r2 = runs
+    assert r1["status"] == 451 and r1["rcpts"]["b@y.test"][0] == 0 and r1["reusable"] == 1
+    assert r1["session_failed"] == 0
+    assert r2["status"] == 0 and r2["rcpts"]["b@y.test"][0] == 250
+    assert verbs(conn).count(b"RSET") == 1 and conn.datas == [BODY_WIRE]
+
+
+def test_reuse_rset_refused_quits(tmp_path):
+    seen = []   # recipients over both connections
+
+    def rcpt(n, a):
+        seen.append(a)
+        return b"550 5.1.1 no\r\n" if len(seen) == 1 else b"250 2.1.5 ok\r\n"
+    peer = Peer(dialogue(tx_rcpt=rcpt, rset_reply=b"500 5.5.1 what\r\n"), conns=2)
+    runs, lines = drive_multi(peer.port, "--messages", "2", "--to", "b@y.test", tmp_path=tmp_path)
+    peer.join()
+    r1, r2 = runs
+    assert r1["status"] == 0 and r1["rcpts"]["b@y.test"][0] == 550 and r1["reusable"] == 0
+    assert verbs(peer.conns[0])[-2:] == [b"RSET", b"QUIT"]
+    assert "next=-1" not in lines   # not kept, so the driver connected afresh
+    assert r2["status"] == 0 and r2["rcpts"]["b@y.test"][0] == 250 and peer.conns[1].datas == [BODY_WIRE]
+
+
+def test_reuse_peer_closes_while_idle(tmp_path):
+    closed = []
+
+    def bye(conn, n):
+        if closed:
+            return False
+        closed.append(n)
+        time.sleep(0.2)
+        conn.send(b"421 4.4.2 peer.test idle too long\r\n")
+        return True
+    peer = Peer(dialogue(after_final=bye), conns=2)
+    runs, lines = drive_multi(peer.port, "--messages", "2", "--pause", "1000", "--to", "b@y.test",
+                              tmp_path=tmp_path)
+    peer.join()
+    assert peer.error is None, peer.error
+    r1, r2 = runs
+    assert r1["status"] == 0 and r1["reusable"] == 1
+    # smtpc_next returned -1: the driver said so and delivered over a fresh connection
+    assert lines.index("next=-1") > lines.index(next(ln for ln in lines if ln.startswith("session_failed=")))
+    assert lines.count("next=-1") == 1
+    assert r2["status"] == 0 and r2["rcpts"]["b@y.test"][0] == 250
+    assert b"QUIT" not in verbs(peer.conns[0]) and peer.conns[1].datas == [BODY_WIRE]
+
+
+def test_reuse_idle_timeout(tmp_path):
+    peer = Peer(dialogue(), conns=2)
+    t = time.time()
+    runs, lines = drive_multi(peer.port, "--messages", "2", "--pause", "1500", "--timeout-scale", "300",
+                              "--to", "b@y.test", tmp_path=tmp_path)
+    peer.join()
+    assert runs[0]["reusable"] == 1 and "next=-1" in lines
+    assert runs[1]["status"] == 0 and runs[1]["rcpts"]["b@y.test"][0] == 250
+    # the idle timer (300 s / 300) closed the first connection without a word
+    assert b"QUIT" not in verbs(peer.conns[0]) and peer.conns[0].datas == [BODY_WIRE]
+    assert time.time() - t < 10
+
+
+def test_reuse_cancel_at_shutdown(tmp_path):
+    peer = Peer(dialogue())
+    runs, _ = drive_multi(peer.port, "--reuse", "--at-end", "cancel", "--to", "b@y.test", tmp_path=tmp_path)
+    conn = peer.join()
+    assert runs[0]["status"] == 0 and runs[0]["reusable"] == 1
+    assert b"QUIT" not in verbs(conn)     # dropped at once; no leak (LeakSanitizer)
+
+
+def test_reuse_after_local_refusal(tmp_path):
+    """A refusal made here before MAIL (SMTPUTF8 not offered) sends nothing: no RSET needed."""
+    peer = Peer(dialogue())
+    runs, _ = drive_multi(peer.port, "--messages", "2", "--smtputf8", "--to", "b@y.test", tmp_path=tmp_path)
+    conn = peer.join()
+    for r in runs:
+        assert r["status"] == 550 and r["session_failed"] == 0 and r["reusable"] == 1, r
+    v = verbs(conn)
+    assert b"MAIL" not in v and b"RSET" not in v and v[-1] == b"QUIT"
+
+
+def test_no_reuse_by_default(tmp_path):
+    peer = Peer(dialogue())
+    runs, _ = drive_multi(peer.port, "--to", "b@y.test", "--name", "mx.y.test", tmp_path=tmp_path)
+    conn = peer.join()
+    r, = runs
+    assert r["status"] == 0 and r["reusable"] == 0 and r["session_failed"] == 0 and r["times"] == "ok"
+    assert r["peer_addr"] == "mx.y.test[127.0.0.1]:%d" % peer.port
+    assert verbs(conn)[-1] == b"QUIT"
+
+
+def test_lmtp_reuse(tmp_path):
+    peer = Peer(dialogue(lmtp=True, ehlo=("PIPELINING", "ENHANCEDSTATUSCODES"),
+                         final=(b"250 2.0.0 saved\r\n", b"452 4.2.2 over quota\r\n")))
+    runs, lines = drive_multi(peer.port, "--lmtp", "--messages", "2", "--to", "a@y.test", "--to", "b@y.test",
+                              tmp_path=tmp_path)
+    conn = peer.join()
+    assert peer.error is None, peer.error
+    for r in runs:
+        assert r["status"] == 0 and r["reusable"] == 1 and r["peer_dsn"] == 0, r
+        assert r["rcpts"] == {"a@y.test": (250, "2.0.0", "saved"), "b@y.test": (452, "4.2.2", "over quota")}
+    v = verbs(conn)
+    assert v.count(b"LHLO") == 1 and b"RSET" not in v and conn.datas == [BODY_WIRE] * 2
+    assert "next=-1" not in lines
+
+
+def test_lmtp_unix_socket(tmp_path):
+    path = tmp_path / "lmtp.sock"
+    peer = Peer(dialogue(lmtp=True, final=(b"250 2.0.0 saved\r\n", b"550 5.1.1 gone\r\n")), unix=path)
+    runs, _ = drive_multi(None, "--lmtp", "--messages", "2", "--to", "a@y.test", "--to", "b@y.test",
+                          tmp_path=tmp_path, unix=path)
+    conn = peer.join()
+    assert peer.error is None, peer.error
+    for r in runs:
+        assert r["status"] == 0 and r["reusable"] == 1 and r["session_failed"] == 0, r
+        assert r["rcpts"]["a@y.test"][0] == 250 and r["rcpts"]["b@y.test"][0] == 550
+        assert r["peer_addr"] == "localhost[%s]" % path
+    assert conn.lines[0].startswith(b"LHLO ") and conn.datas == [BODY_WIRE] * 2
+
+
+def test_session_failed_connect_refused(tmp_path):
+    port = free_port()
+    (r, ), _ = drive_multi(port, "--reuse", "--to", "b@y.test", tmp_path=tmp_path)
+    assert r["status"] == 421 and r["session_failed"] == 1 and r["reusable"] == 0 and r["peer_dsn"] == 0
+    assert r["times"] == "ok" and r["peer_addr"] == "127.0.0.1[127.0.0.1]:%d" % port
+
+
+def test_session_failed_greeting_554(tmp_path):
+    peer = Peer(lambda conn: (conn.send(b"554 5.7.1 go away\r\n"), conn.readline()))
+    (r, ), _ = drive_multi(peer.port, "--reuse", "--to", "b@y.test", tmp_path=tmp_path)
+    assert r["status"] == 554 and r["session_failed"] == 1 and r["reusable"] == 0
+
+
+def test_session_failed_tls_required(tmp_path):
+    peer = Peer(dialogue())
+    (r, ), _ = drive_multi(peer.port, "--tls", "encrypt", "--to", "b@y.test", tmp_path=tmp_path)
+    assert r["status"] // 100 == 4 and r["session_failed"] == 1 and r["peer_dsn"] == 1
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_session_not_failed_mail_550(tmp_path, reuse):
+    peer = Peer(dialogue(mail=lambda n: b"550 5.7.1 sender rejected\r\n"))
+    (r, ), _ = drive_multi(peer.port, *(["--reuse"] if reuse else []), "--to", "b@y.test", tmp_path=tmp_path)
+    conn = peer.join()
+    assert r["status"] == 550 and r["session_failed"] == 0 and r["reusable"] == int(reuse)
+    assert (b"RSET" in verbs(conn)) == reuse and verbs(conn)[-1] == b"QUIT"
+
+
+@pytest.mark.parametrize("ehlo,dsn", [(("PIPELINING", "DSN"), 1), (("PIPELINING", ), 0), (None, 0)])
+def test_peer_dsn(tmp_path, ehlo, dsn):
+    kw = {"ehlo": ehlo} if ehlo else {"ehlo_reply": b"502 5.5.1 no EHLO\r\n"}
+    peer = Peer(dialogue(**kw))
+    (r, ), _ = drive_multi(peer.port, "--to", "b@y.test", tmp_path=tmp_path)
+    assert r["status"] == 0 and r["peer_dsn"] == dsn
+
+
+def test_release_does_not_wait_forever(tmp_path):
+    peer = Peer(dialogue(quit_reply=None))
+    t = time.time()
+    runs, _ = drive_multi(peer.port, "--reuse", "--timeout-scale", "5", "--to", "b@y.test", tmp_path=tmp_path)
+    conn = peer.join()
+    # RELEASE_WAIT (5 s) / 5: the driver's loop ends once smtpc_release gave up
+    assert runs[0]["reusable"] == 1 and verbs(conn)[-1] == b"QUIT"
+    assert 0.8 <= time.time() - t < 5
+
+
+def test_reuse_over_starttls_and_auth(aio, tmp_path):
+    cert, key = self_signed(tmp_path / "c", cn="localhost")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    logins = []
+
+    def auth(server, session, envelope, mechanism, data):
+        logins.append(data.login)
+        return AuthResult(success=True, handled=False)
+    port, sink = aio(tls_context=ctx, authenticator=auth, auth_require_tls=True)
+    runs, lines = drive_multi(port, "--tls", "may", "--auth", "u@x:pw", "--messages", "3", "--to", "b@y.test",
+                              tmp_path=tmp_path)
+    assert "next=-1" not in lines
+    for r in runs:
+        assert r["status"] == 0 and r["rcpts"]["b@y.test"][0] == 250 and r["reusable"] == 1, r
+        assert r["tls"].startswith("TLSv1.") and r["session_failed"] == 0
+    assert logins == [b"u@x"]   # one session: one STARTTLS, one AUTH
+    assert [e.original_content for e in sink.envelopes] == [BODY_WIRE] * 3
+
+
+def test_reuse_over_tls_wrapper(aio, tmp_path):
+    cert, key = self_signed(tmp_path / "c", cn="localhost")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    port, sink = aio(ssl_context=ctx)
+    runs, lines = drive_multi(port, "--tls", "wrapper", "--messages", "2", "--to", "b@y.test", tmp_path=tmp_path)
+    assert "next=-1" not in lines and len(sink.envelopes) == 2
+    assert all(r["status"] == 0 and r["tls"].startswith("TLS") and r["reusable"] == 1 for r in runs), runs

@@ -14,8 +14,9 @@ from tlshelpers import (PASSWORDS, after_received, certs, connect, header_block,
 
 @pytest.fixture
 def srv(make_tern, certs, password_file):  # noqa: F811
+    # relayed mail goes to a smarthost that is down, so it stays queued (deferred)
     return tls_server(make_tern, certs, password_file, myorigin="tern.test",
-                      smtpd_auth_client_limit=0)
+                      smtpd_auth_client_limit=0, relayhost="[127.0.0.1]:1")
 
 
 def sub(t, user="alice", port="smtps"):

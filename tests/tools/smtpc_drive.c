@@ -1,20 +1,31 @@
-/* smtpc_drive.c - run one smtpc delivery from the command line (for tests/e2e/test_smtpc.py)
+/* smtpc_drive.c - run smtpc deliveries from the command line (for tests/e2e/test_smtpc.py)
  *
- * smtpc_drive --host 127.0.0.1 --port N [--lmtp] [--tls none|may|encrypt|verify|wrapper]
- *   [--ca FILE] [--name HOST] [--helo NAME] [--auth USER:PASS] [--from ADDR]
- *   [--to ADDR[,NOTIFY[,ORCPT]]]... [--8bit] [--smtputf8] [--envid X] [--ret full|hdrs]
- *   [--timeout-scale N] [-v] FILE
+ * smtpc_drive (--port N [--host 127.0.0.1] | --unix PATH) [--lmtp]
+ *   [--tls none|may|encrypt|verify|wrapper] [--ca FILE] [--name HOST] [--helo NAME]
+ *   [--auth USER:PASS] [--from ADDR] [--to ADDR[,NOTIFY[,ORCPT]]]... [--8bit] [--smtputf8]
+ *   [--envid X] [--ret full|hdrs] [--timeout-scale N]
+ *   [--messages N] [--reuse] [--pause MS] [--at-end release|cancel] [-v] FILE
  * NOTIFY: NEVER or SUCCESS+FAILURE+DELAY (any of them); ORCPT: "type;addr" or "addr" (rfc822).
- * Prints "status=<n> reply=<text>", one "rcpt=<addr> code=<n> esc=<x> text=<t>" per recipient,
- * then "tls=<info>"; exits 0 (2 on usage errors).
+ * --unix: connect to an AF_UNIX socket (host name "localhost" unless --name).
+ * --messages N: send the message N times with job.reuse set (--reuse sets it for one message):
+ *   each next one with smtpc_next on the idle connection, after --pause MS milliseconds (default
+ *   0: from inside done()).  When smtpc_next returns -1 the driver prints "next=-1" and makes a
+ *   fresh connection with smtpc_start, as it does when the previous connection was not kept.
+ *   The last idle connection is given to smtpc_release (or smtpc_cancel with --at-end cancel,
+ *   as at shutdown: the event base is freed right after).
+ * Prints per message "status=<n> reply=<text>", one "rcpt=<addr> code=<n> esc=<x> text=<t>" per
+ * recipient, "tls=<info>", then "session_failed=<0|1> peer_dsn=<0|1> reusable=<0|1>
+ * times=<ok|bad> peer_addr=<relay>"; exits 0 (2 on usage errors).
  */
 #include <fcntl.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -79,17 +90,71 @@ static void parse_rcpt(struct smtpc_rcpt *r, const char *arg)
     r->addr = s;
 }
 
-/* on_done - print the outcome and stop the loop */
+/* the run: one job sent `left` more times */
+struct drive {
+    struct event_base *base;
+    struct smtpc_job *job;
+    struct smtpc_conn *conn;   /* while a transaction runs or the connection is idle */
+    int left;
+    long pause_ms;
+    int cancel_at_end;
+    struct event *pause_ev;
+};
+
+static void on_done(void *arg, struct smtpc_job *job);
+
+/* send_next - the next message: on the idle connection if there is one, else a fresh one */
+static void send_next(struct drive *d)
+{
+    if (d->conn) {
+        if (smtpc_next(d->conn, d->job, on_done, d) == 0)
+            return;
+        printf("next=-1\n");
+        fflush(stdout);
+    }
+    d->conn = smtpc_start(d->base, d->job, on_done, d);
+}
+
+/* pause_cb - the pause between two messages is over */
+static void pause_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    send_next(arg);
+}
+
+/* on_done - print the outcome; then the next message, or give up the connection */
 static void on_done(void *arg, struct smtpc_job *job)
 {
-    struct event_base *base = arg;
+    struct drive *d = arg;
+    int times_ok = job->t_begin > 1e9 && job->t_begin <= job->t_ready && job->t_ready <= job->t_end;
+    if (!job->reusable)
+        d->conn = NULL; /* freed by smtpc */
     printf("status=%d reply=%s\n", job->status, job->reply);
     for (size_t i = 0; i < job->nrcpt; i++)
         printf("rcpt=%s code=%d esc=%s text=%s\n", job->rcpts[i].addr, job->rcpts[i].code,
                job->rcpts[i].esc, job->rcpts[i].text);
     printf("tls=%s\n", job->tls_info);
+    printf("session_failed=%d peer_dsn=%d reusable=%d times=%s peer_addr=%s\n", job->session_failed,
+           job->peer_dsn, job->reusable, times_ok ? "ok" : "bad", job->peer_addr);
     fflush(stdout);
-    event_base_loopexit(base, NULL);
+    if (d->left > 0) {
+        d->left--;
+        if (d->pause_ms > 0) {
+            struct timeval tv = {d->pause_ms / 1000, (d->pause_ms % 1000) * 1000};
+            evtimer_add(d->pause_ev, &tv);
+        } else {
+            send_next(d);
+        }
+        return;
+    }
+    if (d->conn && d->cancel_at_end) {
+        smtpc_cancel(d->conn);
+        event_base_loopexit(d->base, NULL);
+    } else if (d->conn) {
+        smtpc_release(d->conn); /* the loop runs until its QUIT is over */
+    }
+    d->conn = NULL;
 }
 
 /* main - parse arguments, run one delivery */
@@ -97,8 +162,10 @@ int main(int argc, char **argv)
 {
     static const char *const tls_names[] = {"none", "may", "encrypt", "verify", "wrapper"};
     struct smtpc_job job;
-    const char *host = "127.0.0.1", *port = NULL, *name = NULL, *file = NULL;
+    const char *host = "127.0.0.1", *port = NULL, *name = NULL, *file = NULL, *unix_path = NULL;
     char *auth = NULL;
+    struct drive d = {0};
+    int messages = 1;
     struct smtpc_rcpt *rcpts = xcalloc((size_t)argc, sizeof(*rcpts));
 
     memset(&job, 0, sizeof(job));
@@ -114,6 +181,20 @@ int main(int argc, char **argv)
             host = ARG();
         else if (!strcmp(a, "--port"))
             port = ARG();
+        else if (!strcmp(a, "--unix"))
+            unix_path = ARG();
+        else if (!strcmp(a, "--messages"))
+            messages = atoi(ARG());
+        else if (!strcmp(a, "--reuse"))
+            job.reuse = 1;
+        else if (!strcmp(a, "--pause"))
+            d.pause_ms = atol(ARG());
+        else if (!strcmp(a, "--at-end")) {
+            const char *e = ARG();
+            if (strcmp(e, "release") && strcmp(e, "cancel"))
+                usage("bad --at-end");
+            d.cancel_at_end = !strcmp(e, "cancel");
+        }
         else if (!strcmp(a, "--lmtp"))
             job.lmtp = 1;
         else if (!strcmp(a, "--tls")) {
@@ -155,8 +236,12 @@ int main(int argc, char **argv)
             file = a;
 #undef ARG
     }
-    if (!port || !file)
-        usage("--port and FILE are required");
+    if ((!port && !unix_path) || !file)
+        usage("--port (or --unix) and FILE are required");
+    if (messages < 1)
+        usage("bad --messages");
+    if (messages > 1)
+        job.reuse = 1;
     if (auth) {
         char *colon = strchr(auth, ':');
         if (!colon)
@@ -165,14 +250,24 @@ int main(int argc, char **argv)
         job.auth_user = auth;
         job.auth_pass = colon + 1;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV}, *ai;
-    if (getaddrinfo(host, port, &hints, &ai) != 0)
-        usage("bad --host/--port");
-    memcpy(&job.addr, ai->ai_addr, ai->ai_addrlen);
-    job.addrlen = ai->ai_addrlen;
-    freeaddrinfo(ai);
-    snprintf(job.host, sizeof(job.host), "%s", name ? name : host);
+    if (unix_path) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&job.addr;
+        if (strlen(unix_path) >= sizeof(un->sun_path))
+            usage("--unix path too long");
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, unix_path, strlen(unix_path) + 1);
+        job.addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(unix_path) + 1);
+        snprintf(job.host, sizeof(job.host), "%s", name ? name : "localhost");
+    } else {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV}, *ai;
+        if (getaddrinfo(host, port, &hints, &ai) != 0)
+            usage("bad --host/--port");
+        memcpy(&job.addr, ai->ai_addr, ai->ai_addrlen);
+        job.addrlen = ai->ai_addrlen;
+        freeaddrinfo(ai);
+        snprintf(job.host, sizeof(job.host), "%s", name ? name : host);
+    }
     job.rcpts = rcpts;
     job.fd = open(file, O_RDONLY);
     struct stat st;
@@ -181,8 +276,13 @@ int main(int argc, char **argv)
     job.len = st.st_size;
 
     struct event_base *base = event_base_new();
-    smtpc_start(base, &job, on_done, base);
+    d.base = base;
+    d.job = &job;
+    d.left = messages - 1;
+    d.pause_ev = evtimer_new(base, pause_cb, &d);
+    d.conn = smtpc_start(base, &job, on_done, &d);
     event_base_dispatch(base);
+    event_free(d.pause_ev);
     event_base_free(base);
     close(job.fd);
     for (size_t i = 0; i < job.nrcpt; i++)
