@@ -6,6 +6,7 @@
  */
 #include "auth_db.h"
 
+#include "mapfile.h"
 #include "sasl.h"
 #include "xmalloc.h"
 
@@ -32,7 +33,7 @@ struct auth_user {
 
 struct auth_db {
     struct auth_user *users; /* sorted by user */
-    size_t n;
+    size_t n, alloc;
 };
 
 /* A hash scheme accepted in the file: prefix and length of the final '$' field
@@ -102,24 +103,7 @@ static const char *user_valid(const char *u, size_t len)
     return NULL;
 }
 
-/* fail - format "PATH:LINE: why" (LINE 0: "PATH: why") into err; returns NULL */
-static void *fail(char *err, size_t errsz, const char *path, unsigned long line, const char *why)
-{
-    if (line > 0)
-        snprintf(err, errsz, "%s:%lu: %s", path, line, why);
-    else
-        snprintf(err, errsz, "%s: %s", path, why);
-    return NULL;
-}
-
-/* blank_or_comment - only white space, or first non-space character '#' */
-static int blank_or_comment(const char *s)
-{
-    s += strspn(s, " \t\r\n");
-    return *s == '\0' || *s == '#';
-}
-
-/* chomp - remove the line end and trailing white space */
+/* chomp - remove trailing blanks and carriage returns */
 static void chomp(char *s)
 {
     size_t n = strlen(s);
@@ -128,10 +112,8 @@ static void chomp(char *s)
 }
 
 /* parse_line - split "user:hash" into a new entry; NULL, or why not */
-static const char *parse_line(char *s, size_t len, struct auth_user *u)
+static const char *parse_line(char *s, struct auth_user *u)
 {
-    if (strlen(s) != len)
-        return "NUL byte in line";
     chomp(s);
     char *colon = strchr(s, ':');
     if (colon == NULL)
@@ -171,7 +153,7 @@ static FILE *open_private(const char *path, char *err, size_t errsz)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        fail(err, errsz, path, 0, strerror(errno));
+        mapfile_fail(err, errsz, path, 0, strerror(errno));
         if (fd >= 0)
             close(fd);
         return NULL;
@@ -183,46 +165,24 @@ static FILE *open_private(const char *path, char *err, size_t errsz)
         why = "readable by others (chmod o-rwx)";
     FILE *fp = why == NULL ? fdopen(fd, "r") : NULL;
     if (fp == NULL) {
-        fail(err, errsz, path, 0, why != NULL ? why : strerror(errno));
+        mapfile_fail(err, errsz, path, 0, why != NULL ? why : strerror(errno));
         close(fd);
     }
     return fp;
 }
 
-/* read_lines - parse every line of fp into db; 0, or -1 with err set */
-static int read_lines(FILE *fp, const char *path, struct auth_db *db, char *err, size_t errsz)
+/* user_line - mapfile_line_fn: one "user:hash" line into the table */
+static const char *user_line(void *arg, char *line, unsigned long lineno)
 {
-    char *line = NULL;
-    size_t cap = 0, alloc = 0;
-    ssize_t len;
-    unsigned long lineno = 0;
-    int rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
-        lineno++;
-        if (blank_or_comment(line) && strlen(line) == (size_t)len)
-            continue;
-        if (db->n == alloc) {
-            alloc = alloc ? alloc * 2 : 16;
-            db->users = xrealloc(db->users, alloc * sizeof(*db->users));
-        }
-        struct auth_user *u = &db->users[db->n];
-        const char *bad = parse_line(line, (size_t)len, u);
-        if (bad != NULL) {
-            fail(err, errsz, path, lineno, bad);
-            rc = -1;
-        } else {
-            u->line = lineno;
-            db->n++;
-        }
+    struct auth_db *db = arg;
+    db->users = xgrow(db->users, db->n, &db->alloc, sizeof(*db->users));
+    struct auth_user *u = &db->users[db->n];
+    const char *why = parse_line(line, u);
+    if (why == NULL) {
+        u->line = lineno;
+        db->n++;
     }
-    if (rc == 0 && ferror(fp)) {
-        fail(err, errsz, path, 0, strerror(errno));
-        rc = -1;
-    }
-    if (line != NULL)
-        explicit_bzero(line, cap);
-    free(line);
-    return rc;
+    return why;
 }
 
 /* auth_db_load - read and check the password file; NULL with "PATH:LINE: ..." on error */
@@ -232,7 +192,7 @@ struct auth_db *auth_db_load(const char *path, char *err, size_t errsz)
     if (fp == NULL)
         return NULL;
     struct auth_db *db = xcalloc(1, sizeof(*db));
-    int rc = read_lines(fp, path, db, err, errsz);
+    int rc = mapfile_read(fp, path, user_line, db, err, errsz);
     fclose(fp);
     if (rc == 0 && db->n > 1) {
         qsort(db->users, db->n, sizeof(*db->users), user_cmp);
@@ -240,8 +200,7 @@ struct auth_db *auth_db_load(const char *path, char *err, size_t errsz)
         if (d != NULL) {
             char why[64];
             snprintf(why, sizeof(why), "duplicate user (first on line %lu)", d[-1].line);
-            fail(err, errsz, path, d->line, why);
-            rc = -1;
+            rc = mapfile_fail(err, errsz, path, d->line, why);
         }
     }
     if (rc < 0) {

@@ -9,10 +9,10 @@
 #include "login_map.h"
 
 #include "config.h"
+#include "mapfile.h"
 #include "xmalloc.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,7 @@ struct map_entry {
 
 struct login_map {
     struct map_entry *e; /* sorted by key */
-    size_t n;
+    size_t n, alloc;
 };
 
 /* lower - ASCII lower-case s in place; returns s */
@@ -35,16 +35,6 @@ static char *lower(char *s)
     for (char *p = s; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     return s;
-}
-
-/* fail - format "PATH:LINE: why" into err; returns -1 */
-static int fail(char *err, size_t errsz, const char *path, unsigned long line, const char *why)
-{
-    if (line > 0)
-        snprintf(err, errsz, "%s:%lu: %s", path, line, why);
-    else
-        snprintf(err, errsz, "%s: %s", path, why);
-    return -1;
 }
 
 /* next_token - the next item separated by commas and/or white space, NUL-terminated in place */
@@ -116,44 +106,15 @@ static const char *parse_line(char *s, struct map_entry *e)
     return parse_logins(s, e);
 }
 
-/* skip_line - blank or '#' comment */
-static int skip_line(const char *s)
+/* map_line - mapfile_line_fn: one "ADDRESS  login[, login...]" line into the map */
+static const char *map_line(void *arg, char *line, unsigned long lineno)
 {
-    s += strspn(s, " \t\r\n");
-    return *s == '\0' || *s == '#';
-}
-
-/* read_entries - parse fp into m; 0, or -1 with err set */
-static int read_entries(FILE *fp, const char *path, struct login_map *m, char *err, size_t errsz)
-{
-    char *line = NULL;
-    size_t cap = 0, alloc = 0;
-    ssize_t len;
-    unsigned long lineno = 0;
-    int rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
-        lineno++;
-        if (strlen(line) != (size_t)len) {
-            rc = fail(err, errsz, path, lineno, "NUL byte in line");
-            break;
-        }
-        if (skip_line(line))
-            continue;
-        if (m->n == alloc) {
-            alloc = alloc ? alloc * 2 : 16;
-            m->e = xrealloc(m->e, alloc * sizeof(*m->e));
-        }
-        struct map_entry *e = &m->e[m->n++];
-        memset(e, 0, sizeof(*e));
-        e->line = lineno;
-        const char *why = parse_line(line, e);
-        if (why != NULL)
-            rc = fail(err, errsz, path, lineno, why);
-    }
-    if (rc == 0 && ferror(fp))
-        rc = fail(err, errsz, path, 0, strerror(errno));
-    free(line);
-    return rc;
+    struct login_map *m = arg;
+    m->e = xgrow(m->e, m->n, &m->alloc, sizeof(*m->e));
+    struct map_entry *e = &m->e[m->n++];
+    memset(e, 0, sizeof(*e));
+    e->line = lineno;
+    return parse_line(line, e);
 }
 
 /* entry_cmp - qsort order: by key, then line */
@@ -171,7 +132,7 @@ static int check_duplicates(const struct login_map *m, const char *path, char *e
         if (strcmp(m->e[i - 1].key, m->e[i].key) == 0) {
             char why[64];
             snprintf(why, sizeof(why), "duplicate address (first on line %lu)", m->e[i - 1].line);
-            return fail(err, errsz, path, m->e[i].line, why);
+            return mapfile_fail(err, errsz, path, m->e[i].line, why);
         }
     }
     return 0;
@@ -180,14 +141,8 @@ static int check_duplicates(const struct login_map *m, const char *path, char *e
 /* login_map_load - read a sender login map; NULL with "PATH:LINE: ..." on error */
 struct login_map *login_map_load(const char *path, char *err, size_t errsz)
 {
-    FILE *fp = fopen(path, "re");
-    if (fp == NULL) {
-        fail(err, errsz, path, 0, strerror(errno));
-        return NULL;
-    }
     struct login_map *m = xcalloc(1, sizeof(*m));
-    int rc = read_entries(fp, path, m, err, errsz);
-    fclose(fp);
+    int rc = mapfile_load(path, map_line, m, err, errsz);
     if (rc == 0 && m->n > 1) {
         qsort(m->e, m->n, sizeof(*m->e), entry_cmp);
         rc = check_duplicates(m, path, err, errsz);

@@ -8,11 +8,11 @@
 #include "route.h"
 
 #include "config.h"
+#include "mapfile.h"
 #include "xmalloc.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,16 +57,6 @@ typedef const char *(*key_fn)(const char *key);
 /* value_parse - parse the rest of a line into *val (allocated); NULL, or why not */
 typedef const char *(*value_fn)(char *value, void **val);
 
-/* fail - format "PATH:LINE: why" into err; returns -1 */
-static int fail(char *err, size_t errsz, const char *path, unsigned long line, const char *why)
-{
-    if (line > 0)
-        snprintf(err, errsz, "%s:%lu: %s", path, line, why);
-    else
-        snprintf(err, errsz, "%s: %s", path, why);
-    return -1;
-}
-
 /* has_control - does s contain a control byte? */
 static int has_control(const char *s)
 {
@@ -89,13 +79,6 @@ static int lower_copy(const char *s, char *out, size_t outsz)
         out[i] = (char)tolower((unsigned char)s[i]);
     out[n] = '\0';
     return 0;
-}
-
-/* skip_line - blank or '#' comment */
-static int skip_line(const char *s)
-{
-    s += strspn(s, " \t\r\n");
-    return *s == '\0' || *s == '#';
 }
 
 /* rtrim - drop trailing white space (and the line end) in place */
@@ -155,43 +138,28 @@ static int entry_cmp(const void *a, const void *b)
     return c != 0 ? c : (x->line > y->line) - (x->line < y->line);
 }
 
-/* read_table - parse fp into t; 0, or -1 with err set */
-static int read_table(FILE *fp, const char *path, struct table *t, key_fn keyf, value_fn valf,
-                      char *err, size_t errsz)
+/* table_reader - where table_line puts the entries of one map file */
+struct table_reader {
+    struct table *t;
+    size_t alloc;
+    key_fn keyf;
+    value_fn valf;
+};
+
+/* table_line - mapfile_line_fn: one "KEY  VALUE" line into the table */
+static const char *table_line(void *arg, char *line, unsigned long lineno)
 {
-    char *line = NULL;
-    size_t cap = 0, alloc = 0;
-    ssize_t len;
-    unsigned long lineno = 0;
-    int rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
-        lineno++;
-        if (strlen(line) != (size_t)len) {
-            rc = fail(err, errsz, path, lineno, "NUL byte in line");
-            break;
-        }
-        if (skip_line(line))
-            continue;
-        rtrim(line);
-        if (t->n == alloc) {
-            alloc = alloc ? alloc * 2 : 16;
-            t->e = xrealloc(t->e, alloc * sizeof(*t->e));
-        }
-        struct entry *e = &t->e[t->n];
-        memset(e, 0, sizeof(*e));
-        e->line = lineno;
-        const char *why = parse_line(line, e, keyf, valf);
-        if (why != NULL)
-            rc = fail(err, errsz, path, lineno, why);
-        else
-            t->n++;
-    }
-    if (rc == 0 && ferror(fp))
-        rc = fail(err, errsz, path, 0, strerror(errno));
-    if (line != NULL)
-        explicit_bzero(line, cap); /* it may have held a password */
-    free(line);
-    return rc;
+    struct table_reader *r = arg;
+    struct table *t = r->t;
+    rtrim(line);
+    t->e = xgrow(t->e, t->n, &r->alloc, sizeof(*t->e));
+    struct entry *e = &t->e[t->n];
+    memset(e, 0, sizeof(*e));
+    e->line = lineno;
+    const char *why = parse_line(line, e, r->keyf, r->valf);
+    if (why == NULL)
+        t->n++;
+    return why;
 }
 
 /* load_table - read path (empty: no map) into t; 0, or -1 with err set */
@@ -200,11 +168,8 @@ static int load_table(const char *path, struct table *t, key_fn keyf, value_fn v
 {
     if (path == NULL || path[0] == '\0')
         return 0;
-    FILE *fp = fopen(path, "re");
-    if (fp == NULL)
-        return fail(err, errsz, path, 0, strerror(errno));
-    int rc = read_table(fp, path, t, keyf, valf, err, errsz);
-    fclose(fp);
+    struct table_reader r = {t, 0, keyf, valf};
+    int rc = mapfile_load(path, table_line, &r, err, errsz);
     if (rc < 0 || t->n < 2)
         return rc;
     qsort(t->e, t->n, sizeof(*t->e), entry_cmp);
@@ -213,7 +178,7 @@ static int load_table(const char *path, struct table *t, key_fn keyf, value_fn v
             char why[80];
             snprintf(why, sizeof(why), "duplicate destination (first on line %lu)",
                      t->e[i - 1].line);
-            return fail(err, errsz, path, t->e[i].line, why);
+            return mapfile_fail(err, errsz, path, t->e[i].line, why);
         }
     }
     return 0;

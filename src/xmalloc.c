@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,17 @@ void *xrealloc(void *p, size_t n)
     if (q == NULL)
         log_fatalx("out of memory (%zu bytes)", n);
     return q;
+}
+
+void *xgrow(void *p, size_t n, size_t *alloc, size_t size)
+{
+    if (n < *alloc)
+        return p;
+    size_t a = *alloc ? *alloc * 2 : 16;
+    if (size != 0 && a > SIZE_MAX / size)
+        log_fatalx("out of memory (%zu x %zu bytes)", a, size);
+    *alloc = a;
+    return xrealloc(p, a * size);
 }
 
 char *xstrdup(const char *s)

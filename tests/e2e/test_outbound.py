@@ -9,6 +9,7 @@ import pytest
 
 from conftest import wait_for
 from peers import dns_zone, peer_port, peers  # noqa: F401
+from postfix_peer import postfix_peer  # noqa: F401
 
 SENDER = "alice@tern.test"
 
@@ -84,15 +85,23 @@ def test_mx_preference_and_fallback(make_tern, dns_zone, peers, peer_port):
     assert "relay=mx2.b.example[127.0.0.4]:%d" % peer_port in t.log()
 
 
-def test_no_mx_falls_back_to_address(make_tern, dns_zone, peers, peer_port):
-    """A domain with only an A record is its own mail server (RFC 5321 5.1)."""
-    dns_zone.a("c.example", "127.0.0.5").start()
-    p = peers(host="127.0.0.5", port=peer_port)
+@pytest.mark.parametrize("case", ["a-only", "aaaa-only-mx"])
+def test_single_address_destination(make_tern, dns_zone, peers, peer_port, case):
+    """A domain with only an A record is its own mail server (RFC 5321 5.1); an MX host with
+    only an AAAA record is reached over IPv6."""
+    if case == "a-only":
+        dom, relay, host = "c.example", "c.example[127.0.0.5]", "127.0.0.5"
+        dns_zone.a(dom, host)
+    else:
+        dom, relay, host = "v6.example", "mx.v6.example[::1]", "::1"
+        dns_zone.mx(dom, "mx.v6.example").aaaa("mx.v6.example", host)
+    dns_zone.start()
+    p = peers(host=host, port=peer_port)
     t = start_tern(make_tern, dns_zone, peer_port)
-    qid = send(t, ["bob@c.example"])
+    qid = send(t, ["bob@" + dom])
     assert removed(t, qid), t.log()
-    assert p.messages[0].rcpt_tos == ["bob@c.example"]
-    assert "relay=c.example[127.0.0.5]:%d" % peer_port in t.log()
+    assert p.messages[0].rcpt_tos == ["bob@" + dom]
+    assert "relay=%s:%d" % (relay, peer_port) in t.log()
 
 
 def test_null_mx_bounces_at_once(make_tern, dns_zone, peers, peer_port):
@@ -357,3 +366,74 @@ def test_lmtp_local_transport_per_recipient(make_tern, dns_zone, peers, tmp_path
     # dave's bounce to alice@tern.test went the same way
     assert wait_for(lambda: any(tx.rcpt_tos == [SENDER] and tx.mail_from == ""
                                 for tx in p.transactions), 10)
+
+
+def test_8bit_and_smtputf8_need_the_extensions(make_tern, dns_zone, peers, peer_port):
+    """RFC 6152/6531: 8-bit text goes only to a server offering 8BITMIME (7-bit text declared
+    8BITMIME goes anyway), an SMTPUTF8 message only to one offering SMTPUTF8; else a bounce."""
+    dns_zone.mx("o.example", "mx.o.example").a("mx.o.example", "127.0.0.2").start()
+    p = peers(host="127.0.0.2", port=peer_port, ehlo_drop=["8BITMIME"])
+    t = start_tern(make_tern, dns_zone, peer_port)
+    q7 = send(t, ["seven@o.example"], mail_params=" BODY=8BITMIME")
+    assert removed(t, q7)
+    assert p.messages[0].rcpt_tos == ["seven@o.example"]
+    send(t, ["eight@o.example"], mail_params=" BODY=8BITMIME",
+         body="Subject: caf\xc3\xa9\r\n\r\ncaf\xc3\xa9\r\n".encode("latin-1"))
+    _, _, _, rcpts = report_of(t.wait_mail("alice")[0])
+    assert rcpts[0]["Status"] == "5.6.3"
+    send(t, ["j\xc3\xb6rg@o.example".encode("latin-1").decode("utf-8")], mail_params=" SMTPUTF8")
+    raws = t.wait_mail("alice", 2)
+    assert any(b"5.6.7" in r for r in raws)
+    assert [tx.rcpt_tos for tx in p.messages] == [["seven@o.example"]]
+
+
+def test_relay_to_a_real_postfix(make_tern, dns_zone, postfix_peer, peer_port):
+    """A private Postfix is the MX: it accepts tern's transaction (EHLO, PIPELINING, SIZE, DSN
+    parameters) and delivers each recipient once; its log names tern's client and the sizes."""
+    dns_zone.mx("pf.example", "mx.pf.example").a("mx.pf.example", "127.0.0.3").start()
+    pf = postfix_peer(host="127.0.0.3", port=peer_port)
+    t = start_tern(make_tern, dns_zone, peer_port)
+    qid = send(t, ["bob@pf.example", "carol@pf.example"], mail_params=" ENVID=pf1 RET=HDRS",
+               params={"bob@pf.example": " NOTIFY=FAILURE ORCPT=rfc822;bob@pf.example"})
+    assert removed(t, qid), t.log()
+    bob = pf.wait_mail("bob@pf.example")
+    carol = pf.wait_mail("carol@pf.example")
+    assert len(bob) == 1 and len(carol) == 1
+    assert b"Subject: outbound test" in bob[0] and b"\n.dot line\n" in bob[0]
+    assert b"by mx.tern.test (tern)" in bob[0]
+    assert re.search(r"status=sent \(250 2\.0\.0 Ok: queued as ", t.log())
+    assert "from=<alice@tern.test>" in pf.log()
+
+
+def test_tls_verify_level(make_tern, dns_zone, peers, peer_port, tmp_path):
+    """verify: the server's certificate must chain to smtp_tls_CAfile and name the MX host;
+    a name mismatch defers and sends nothing."""
+    from tlshelpers import ca_chain
+    chain, key, ca, _ = ca_chain(tmp_path / "pki", cn="mx.v.example")
+    (dns_zone.mx("v.example", "mx.v.example").a("mx.v.example", "127.0.0.2")
+     .mx("w.example", "mx.w.example").a("mx.w.example", "127.0.0.2").start())
+    p = peers(host="127.0.0.2", port=peer_port, starttls=True, cert=chain, key=key)
+    pol = tmp_path / "tls"
+    pol.write_text("v.example verify\nw.example verify\n")
+    t = start_tern(make_tern, dns_zone, peer_port, smtp_tls_policy_maps=pol, smtp_tls_CAfile=ca)
+    q1 = send(t, ["bob@v.example"])
+    assert removed(t, q1), t.log()
+    assert p.messages[0].tls
+    q2 = send(t, ["bob@w.example"])
+    assert wait_for(lambda: re.search(r"%s: to=<bob@w\.example>.*status=deferred" % q2, t.log()), 10)
+    assert len(p.messages) == 1
+    assert q2 in t.queued()
+
+
+def test_lmtp_over_tcp_by_transport_maps(make_tern, dns_zone, peers, peer_port, tmp_path):
+    """transport_maps "lmtp:[host]:port" for a virtual domain (Dovecot style)."""
+    dns_zone.a("unused.example", "127.0.0.9").start()
+    p = peers(host="127.0.0.4", port=peer_port, lmtp=True)
+    maps = tmp_path / "transport"
+    maps.write_text("virt.example lmtp:[127.0.0.4]:%d\n" % peer_port)
+    t = start_tern(make_tern, dns_zone, peer_port, transport_maps=maps)
+    qid = send(t, ["bob@virt.example", "carol@virt.example"])
+    assert removed(t, qid), t.log()
+    assert sorted(p.messages[0].rcpt_tos) == ["bob@virt.example", "carol@virt.example"]
+    assert re.search(r"tern/lmtp\[\d+\]: %s: to=<bob@virt\.example>, relay=127\.0\.0\.4\[127\.0\.0\.4\]:%d"
+                     % (qid, peer_port), t.log()), t.log()

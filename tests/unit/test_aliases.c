@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "aliases.h"
+#include "tmpfile_helper.h"
 
 struct fx {
     char dir[64];
@@ -21,8 +22,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/tern-alias-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (tmp_dir_make(f->dir, sizeof(f->dir), "alias") < 0)
         return -1;
     snprintf(f->file, sizeof(f->file), "%s/aliases", f->dir);
     *state = f;
@@ -32,26 +32,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    tmp_dir_remove(f->dir);
     free(f);
     return 0;
-}
-
-/* put - write text to path */
-static void put(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
 }
 
 /* load_text - write text to the fixture's alias file and load it */
 static struct alias_db *load_text(struct fx *f, const char *text, char *err, size_t errsz)
 {
-    put(f->file, text);
+    tmp_file_write(f->file, text);
     err[0] = '\0';
     return alias_load(f->file, err, errsz);
 }
@@ -165,12 +154,10 @@ static void test_parse_targets(void **state)
 /* expect_error - loading text fails with "FILE:LINE: ..." containing what */
 static void expect_error(struct fx *f, const char *text, int line, const char *what)
 {
-    char err[512], prefix[200];
+    char err[512];
     struct alias_db *db = load_text(f, text, err, sizeof(err));
     assert_null(db);
-    snprintf(prefix, sizeof(prefix), "%s:%d: ", f->file, line);
-    assert_memory_equal(err, prefix, strlen(prefix));
-    assert_non_null(strstr(err, what));
+    assert_error_at(err, f->file, line, what);
 }
 
 static void test_errors(void **state)
@@ -190,8 +177,8 @@ static void test_missing_and_multiple_files(void **state)
     struct fx *f = *state;
     char err[512], list[400], second[160];
     snprintf(second, sizeof(second), "%s/second", f->dir);
-    put(f->file, "a: first\n");
-    put(second, "a: second\nb: other\n");
+    tmp_file_write(f->file, "a: first\n");
+    tmp_file_write(second, "a: second\nb: other\n");
     snprintf(list, sizeof(list), "%s/missing, %s %s", f->dir, f->file, second);
     struct alias_db *db = alias_load(list, err, sizeof(err));
     assert_non_null(db);

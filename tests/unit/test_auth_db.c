@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth_db.h"
+#include "tmpfile_helper.h"
 
 struct fx {
     char dir[64];
@@ -24,8 +25,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/tern-authdb-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (tmp_dir_make(f->dir, sizeof(f->dir), "authdb") < 0)
         return -1;
     snprintf(f->file, sizeof(f->file), "%s/passwd", f->dir);
     if (auth_hash_password("pw-yes", NULL, f->yes, sizeof(f->yes)) < 0 ||
@@ -40,9 +40,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    tmp_dir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -50,10 +48,7 @@ static int teardown(void **state)
 /* put - write text to path with mode */
 static void put(const char *path, const char *text, mode_t mode)
 {
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    tmp_file_write(path, text);
     assert_int_equal(chmod(path, mode), 0);
 }
 
@@ -68,13 +63,11 @@ static struct auth_db *load_text(struct fx *f, const char *text, char *err, size
 /* refused - text does not load; the error starts with "PATH:line: " and holds want */
 static void refused(struct fx *f, const char *text, int line, const char *want)
 {
-    char err[512], prefix[200];
+    char err[512];
     struct auth_db *db = load_text(f, text, err, sizeof(err));
     if (db != NULL)
         fail_msg("accepted: %s", text);
-    snprintf(prefix, sizeof(prefix), "%s:%d: ", f->file, line);
-    if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, want) == NULL)
-        fail_msg("error \"%s\", wanted \"%s...%s\"", err, prefix, want);
+    assert_error_at(err, f->file, line, want);
 }
 
 /* test_schemes - load, look up and verify the three schemes; comments and blank lines */
@@ -202,10 +195,7 @@ static void test_nul_byte_refused(void **state)
     char text[1024], err[512];
     int n = snprintf(text, sizeof(text), "alice:%s\nbob@:%s\n", f->yes, f->yes);
     *strchr(text, '@') = '\0'; /* "bob\0:hash" on line 2 */
-    FILE *fp = fopen(f->file, "w");
-    assert_non_null(fp);
-    fwrite(text, 1, (size_t)n, fp);
-    fclose(fp);
+    tmp_file_put(f->file, text, (size_t)n);
     assert_int_equal(chmod(f->file, 0600), 0);
     assert_null(auth_db_load(f->file, err, sizeof(err)));
     assert_non_null(strstr(err, ":2: "));

@@ -18,6 +18,7 @@
 #include "aliases.h"
 #include "config.h"
 #include "local.h"
+#include "tmpfile_helper.h"
 
 struct fx {
     char dir[64];
@@ -84,8 +85,7 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     char path[160];
-    strcpy(f->dir, "/tmp/tern-local-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (tmp_dir_make(f->dir, sizeof(f->dir), "local") < 0)
         return -1;
     chmod(f->dir, 0755); /* commands run as nobody when the tests run as root */
     snprintf(f->out, sizeof(f->out), "%s/out", f->dir);
@@ -104,9 +104,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    tmp_dir_remove(f->dir);
     alias_free(f->db);
     config_free(f->cfg);
     free(f);

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "login_map.h"
+#include "tmpfile_helper.h"
 
 struct fx {
     char dir[64];
@@ -34,8 +35,7 @@ static struct config *load_cfg(char **ov, int n)
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/tern-loginmap-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (tmp_dir_make(f->dir, sizeof(f->dir), "loginmap") < 0)
         return -1;
     snprintf(f->file, sizeof(f->file), "%s/sender_logins", f->dir);
     char *ov[] = {"mydestination=example.org, localhost", "myorigin=example.org",
@@ -49,9 +49,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    tmp_dir_remove(f->dir);
     config_free(f->cfg);
     free(f);
     return 0;
@@ -60,10 +58,7 @@ static int teardown(void **state)
 /* load_text - write text to the fixture's map file and load it */
 static struct login_map *load_text(struct fx *f, const char *text, char *err, size_t errsz)
 {
-    FILE *fp = fopen(f->file, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    tmp_file_write(f->file, text);
     err[0] = '\0';
     return login_map_load(f->file, err, errsz);
 }
@@ -81,13 +76,11 @@ static struct login_map *load_ok(struct fx *f, const char *text)
 /* refused - text does not load; the error starts with "PATH:line: " and holds want */
 static void refused(struct fx *f, const char *text, int line, const char *want)
 {
-    char err[512], prefix[200];
+    char err[512];
     struct login_map *m = load_text(f, text, err, sizeof(err));
     if (m != NULL)
         fail_msg("accepted: %s", text);
-    snprintf(prefix, sizeof(prefix), "%s:%d: ", f->file, line);
-    if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, want) == NULL)
-        fail_msg("error \"%s\", wanted \"%s...%s\"", err, prefix, want);
+    assert_error_at(err, f->file, line, want);
 }
 
 static const char map_text[] = "# sender            logins\n"

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "route.h"
+#include "tmpfile_helper.h"
 
 struct fx {
     char dir[64];
@@ -22,8 +23,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/tern-route-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (tmp_dir_make(f->dir, sizeof(f->dir), "route") < 0)
         return -1;
     snprintf(f->transport, sizeof(f->transport), "%s/transport", f->dir);
     snprintf(f->tls, sizeof(f->tls), "%s/tls_policy", f->dir);
@@ -36,20 +36,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    tmp_dir_remove(f->dir);
     free(f);
     return 0;
-}
-
-/* write_file - path holds text */
-static void write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
 }
 
 /* load_cfg - defaults plus the NULL-terminated overrides */
@@ -203,7 +192,7 @@ static const char order_map[] = "# destination     transport[:nexthop]\n"
 static void test_lookup_order(void **state)
 {
     struct fx *f = *state;
-    write_file(f->transport, order_map);
+    tmp_file_write(f->transport, order_map);
     struct config *c = load_cfg(map_setting(0, "transport_maps", f->transport),
                                 "mydestination=local.example, here.test, a.sub.example",
                                 "relayhost=[smarthost.example]", NULL);
@@ -252,7 +241,7 @@ static void test_lookup_order(void **state)
     config_free(c);
 
     /* without *: relayhost */
-    write_file(f->transport, "exact.example smtp:[exact-relay.example]\n");
+    tmp_file_write(f->transport, "exact.example smtp:[exact-relay.example]\n");
     c = load_cfg(map_setting(0, "transport_maps", f->transport), "relayhost=[Smarthost.Example]",
                  "smtp_port=2500", NULL);
     rm = maps_ok(c);
@@ -284,7 +273,7 @@ static void test_lookup_order(void **state)
     r = lookup(NULL, c, "local.example");
     assert_int_equal(r.kind, ROUTE_LOCAL);
     /* an empty map behaves like none */
-    write_file(f->transport, "# nothing\n\n");
+    tmp_file_write(f->transport, "# nothing\n\n");
     config_free(c);
     c = load_cfg(map_setting(0, "transport_maps", f->transport), NULL);
     rm = maps_ok(c);
@@ -298,7 +287,7 @@ static void test_lookup_order(void **state)
 static void test_smtp_to_domain(void **state)
 {
     struct fx *f = *state;
-    write_file(f->transport, "direct.example smtp\n"
+    tmp_file_write(f->transport, "direct.example smtp\n"
                              ".direct.example relay:\n"
                              "[192.0.2.7] smtp\n"
                              "*  smtp:[relay.example]\n");
@@ -361,7 +350,7 @@ static void test_address_literals(void **state)
     config_free(c);
 
     /* an exact entry, *, relayhost apply to literals; .parent entries do not */
-    write_file(f->transport, "[192.0.2.1] error:5.7.1 not that one\n"
+    tmp_file_write(f->transport, "[192.0.2.1] error:5.7.1 not that one\n"
                              ".2.1] smtp:[wrong.example]\n"
                              "*  smtp:[star.example]\n");
     c = load_cfg(map_setting(0, "transport_maps", f->transport), NULL);
@@ -383,7 +372,7 @@ static void test_address_literals(void **state)
 static void test_error_transport(void **state)
 {
     struct fx *f = *state;
-    write_file(f->transport, "coded.example    error:5.7.1 no mail here, sorry\n"
+    tmp_file_write(f->transport, "coded.example    error:5.7.1 no mail here, sorry\n"
                              "plain.example    error:no such domain\n"
                              "bare.example     error\n"
                              "empty.example    error:\n"
@@ -420,7 +409,7 @@ static void test_error_transport(void **state)
 static void test_lmtp_transport(void **state)
 {
     struct fx *f = *state;
-    write_file(f->transport, "sock.example   lmtp:unix:/run/dovecot/lmtp\n"
+    tmp_file_write(f->transport, "sock.example   lmtp:unix:/run/dovecot/lmtp\n"
                              "tcp.example    lmtp:Dovecot.Example:2424\n"
                              "br.example     lmtp:[10.0.0.5]\n"
                              "inet.example   LMTP:inet:[::1]:24\n"
@@ -579,11 +568,11 @@ static void test_config_check(void **state)
 static void test_tls_order(void **state)
 {
     struct fx *f = *state;
-    write_file(f->transport, "relayed.example smtp:[Relay.Example]:587\n"
+    tmp_file_write(f->transport, "relayed.example smtp:[Relay.Example]:587\n"
                              "wrapped.example smtp:[smtps.example]:465\n"
                              "sock.example lmtp:unix:/run/lmtp\n"
                              "tcp.example lmtp:[10.0.0.1]:24\n");
-    write_file(f->tls, "# destination     level\n"
+    tmp_file_write(f->tls, "# destination     level\n"
                        "[relay.example]:587   VERIFY\n"
                        "relayed.example       none\n"
                        "example.org           encrypt\n"
@@ -676,12 +665,12 @@ static void test_tls_order(void **state)
 static void test_sasl_order(void **state)
 {
     struct fx *f = *state;
-    write_file(f->transport, "a.example smtp:[relay.example]:587\n"
+    tmp_file_write(f->transport, "a.example smtp:[relay.example]:587\n"
                              "b.example smtp:[other-relay.example]:587\n"
                              "c.example smtp:[third.example]\n"
                              "d.example smtp\n"
                              "sock.example lmtp:unix:/run/lmtp\n");
-    write_file(f->sasl, "# nexthop                user:password\n"
+    tmp_file_write(f->sasl, "# nexthop                user:password\n"
                         "[Relay.Example]:587      alice:s3cret\n"
                         "relay.example            wrong:host-entry\n"
                         "other-relay.example      bob:pa:ss word  \n"
@@ -734,21 +723,16 @@ static void refused_n(struct fx *f, int which, const char *text, size_t len, int
     static const char *names[] = {"transport_maps", "smtp_tls_policy_maps",
                                   "smtp_sasl_password_maps"};
     const char *paths[] = {f->transport, f->tls, f->sasl};
-    FILE *fp = fopen(paths[which], "w");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(text, 1, len, fp), len);
-    fclose(fp);
+    tmp_file_put(paths[which], text, len);
     struct config *c = load_cfg(map_setting(which, names[which], paths[which]), NULL);
-    char err[512] = "", prefix[200];
+    char err[512] = "";
     struct route_maps *rm = route_maps_load(c, err, sizeof(err));
     config_free(c);
     if (rm != NULL) {
         route_maps_free(rm);
         fail_msg("accepted: %s", text);
     }
-    snprintf(prefix, sizeof(prefix), "%s:%d: ", paths[which], line);
-    if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, want) == NULL)
-        fail_msg("error \"%s\", wanted \"%s...%s\"", err, prefix, want);
+    assert_error_at(err, paths[which], line, want);
 }
 
 /* refused - refused_n of a string */
@@ -803,7 +787,7 @@ static void test_map_errors(void **state)
     assert_true(strncmp(err, path, strlen(path)) == 0);
     config_free(c);
     /* CRLF line ends and tabs are fine */
-    write_file(f->transport, "a.example\tsmtp:[relay.example]\r\n\r\n# x\r\n");
+    tmp_file_write(f->transport, "a.example\tsmtp:[relay.example]\r\n\r\n# x\r\n");
     c = load_cfg(map_setting(0, "transport_maps", f->transport), NULL);
     struct route_maps *rm = maps_ok(c);
     struct route r = lookup(rm, c, "a.example");
