@@ -552,6 +552,7 @@ class _Recorder:
         finally:
             if self._conn is not None:
                 self._conn.closed = True
+                self._peer.open_now -= 1
             self._peer._protocols.discard(self)
 
     def _client_connected_cb(self, reader, writer):
@@ -704,6 +705,8 @@ class _Handler:
         p = self.peer
         tx = envelope.peer_tx
         tx.content = bytes(envelope.original_content)
+        if p.data_delay:
+            await asyncio.sleep(p.data_delay)
         deferred = p.defer_at == "DATA" and tx.index < p.defer_first
         if p.lmtp:
             replies = {k.lower(): v for k, v in (p.lmtp_replies or {}).items()}
@@ -731,7 +734,7 @@ class Peer:
                  defer_first=0, defer_reply="451 4.3.0 Try again later", defer_at="DATA",
                  starttls=False, starttls_reply=None, require_starttls=False, implicit_tls=False,
                  cert=None, key=None, auth=None, auth_required=False, auth_require_tls=True,
-                 auth_mechanisms=None, timeout=300):
+                 auth_mechanisms=None, timeout=300, data_delay=0):
         """
         host, port      TCP address (port None: a free one); or path: a unix socket (LMTP style)
         hostname        name in the greeting and the first EHLO line
@@ -761,6 +764,7 @@ class Peer:
                         before TLS (STARTTLS or implicit)
         auth_mechanisms restrict to these, e.g. ["LOGIN"]
         timeout         idle timeout in seconds
+        data_delay      seconds to wait before answering the end of the data
         """
         if defer_at not in ("MAIL", "RCPT", "DATA"):
             raise ValueError("defer_at must be MAIL, RCPT or DATA")
@@ -786,6 +790,8 @@ class Peer:
         self.auth_required, self.auth_require_tls = auth_required, auth_require_tls
         self.auth_mechanisms = auth_mechanisms
         self.timeout = timeout
+        self.data_delay = data_delay
+        self.open_now = self.max_open = 0   # connections open at once: now, and the most seen
 
         self.connections = []
         self.transactions = []
@@ -817,6 +823,8 @@ class Peer:
         conn = Connection(len(self.connections), transport.get_extra_info("peername"))
         self.connections.append(conn)
         self._protocols.add(proto)
+        self.open_now += 1
+        self.max_open = max(self.max_open, self.open_now)
         return conn
 
     # -- server

@@ -437,3 +437,16 @@ def test_lmtp_over_tcp_by_transport_maps(make_tern, dns_zone, peers, peer_port, 
     assert sorted(p.messages[0].rcpt_tos) == ["bob@virt.example", "carol@virt.example"]
     assert re.search(r"tern/lmtp\[\d+\]: %s: to=<bob@virt\.example>, relay=127\.0\.0\.4\[127\.0\.0\.4\]:%d"
                      % (qid, peer_port), t.log()), t.log()
+
+
+def test_destination_concurrency_limit(make_tern, dns_zone, peers, peer_port):
+    """smtp_destination_concurrency_limit bounds the connections open at once to one
+    destination, whatever waits in the queue."""
+    dns_zone.mx("p.example", "mx.p.example").a("mx.p.example", "127.0.0.2").start()
+    p = peers(host="127.0.0.2", port=peer_port, data_delay=0.3)
+    t = start_tern(make_tern, dns_zone, peer_port, smtp_destination_concurrency_limit=2)
+    qids = [send(t, ["u%d@p.example" % i]) for i in range(8)]
+    for q in qids:
+        assert removed(t, q), t.log()
+    assert len(p.messages) == 8
+    assert p.max_open == 2, p.max_open
