@@ -668,6 +668,7 @@ void outbound_shutdown(void)
         O.dests = d->next;
         free(d);
     }
+    smtpc_shutdown();
     mx_shutdown();
     route_maps_free(O.maps);
     O.maps = NULL;

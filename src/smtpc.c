@@ -88,6 +88,7 @@ struct smtpc_conn {
     int tls_active;
     int unusable;              /* the peer said 421 (RFC 5321 3.8): it is closing */
     int releasing;             /* smtpc_release: free without callback once QUIT is over */
+    struct smtpc_conn *rel_prev, *rel_next;   /* the list of releasing connections */
     /* the transaction */
     int session_ok;            /* the attempt got past the session setup (see job->session_failed) */
     int pipelined, mail_failed;
@@ -907,8 +908,19 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* free_conn - release everything */
+/* connections saying QUIT after smtpc_release, freed by smtpc_shutdown if still there */
+static struct smtpc_conn *releasing_list;
+
 static void free_conn(struct smtpc_conn *c)
 {
+    if (c->releasing) {
+        if (c->rel_prev)
+            c->rel_prev->rel_next = c->rel_next;
+        else
+            releasing_list = c->rel_next;
+        if (c->rel_next)
+            c->rel_next->rel_prev = c->rel_prev;
+    }
     close_conn(c);
     if (c->timer)
         event_free(c->timer);
@@ -1130,7 +1142,18 @@ void smtpc_release(struct smtpc_conn *c)
         return;
     }
     c->releasing = 1;
+    c->rel_next = releasing_list;
+    if (releasing_list)
+        releasing_list->rel_prev = c;
+    releasing_list = c;
     command(c, ST_QUIT, "QUIT");
+}
+
+/* smtpc_shutdown - free the released connections still waiting for their QUIT reply */
+void smtpc_shutdown(void)
+{
+    while (releasing_list)
+        free_conn(releasing_list);
 }
 
 /* smtpc_cancel - stop the attempt without calling done(), or drop an idle connection */

@@ -114,6 +114,9 @@ int smtpc_next(struct smtpc_conn *c, struct smtpc_job *job, smtpc_done_fn done, 
  * callback.  This needs the event loop to keep running: at shutdown, right
  * before event_base_free, use smtpc_cancel instead. */
 void smtpc_release(struct smtpc_conn *c);
+/* smtpc_shutdown - free every released connection whose QUIT is not over yet (before the
+ * event base goes away) */
+void smtpc_shutdown(void);
 
 /* smtpc_cancel - stop the attempt without calling done(), or drop an idle
  * connection: everything is freed at once, nothing more is sent.  NULL is ignored. */
