@@ -450,3 +450,32 @@ def test_destination_concurrency_limit(make_tern, dns_zone, peers, peer_port):
         assert removed(t, q), t.log()
     assert len(p.messages) == 8
     assert p.max_open == 2, p.max_open
+
+
+def test_pflogsumm_reads_outbound_lines(make_tern, dns_zone, peers, peer_port):
+    """pflogsumm counts relayed deliveries, deferrals and bounces from tern/smtp lines and
+    lists the destination domain."""
+    import subprocess
+    dns_zone.mx("r.example", "mx.r.example").a("mx.r.example", "127.0.0.2").start()
+    p = peers(host="127.0.0.2", port=peer_port, defer_first=1,
+              rcpt_replies={"bad@r.example": "550 5.1.1 no such user"})
+    t = start_tern(make_tern, dns_zone, peer_port)
+    q1 = send(t, ["bob@r.example"])
+    assert wait_for(lambda: "status=deferred" in t.log(), 10)   # the first transaction
+    q2 = send(t, ["bad@r.example"])
+    assert removed(t, q1) and removed(t, q2), t.log()
+    t.wait_mail("alice")
+    assert len(p.messages) == 1
+    out = subprocess.run(["pflogsumm", "--syslog-name=tern", str(t.logfile)], capture_output=True,
+                         text=True, timeout=60).stdout
+
+    def count(label):
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[1] == label:
+                return int(parts[0])
+        raise AssertionError("no %r line in pflogsumm output:\n%s" % (label, out))
+    assert count("delivered") == 2          # bob relayed, the bounce delivered locally
+    assert count("deferred") == 1
+    assert count("bounced") == 1
+    assert "r.example" in out.split("Host/Domain Summary: Message Delivery", 1)[1]
