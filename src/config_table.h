@@ -44,6 +44,9 @@ CFG(smtpd_hard_error_limit, INT, "20",
     "Errors (replies 4xx/5xx to the client) after which the session ends with 421 4.7.0.")
 CFG(smtpd_session_limit, INT, "10000",
     "Most simultaneous SMTP sessions; clients beyond it get 421 4.3.2 and are disconnected.")
+CFG(hopcount_limit, INT, "50",
+    "Most Received: headers a message may have (counting the one tern adds); one with more is "
+    "rejected at the end of DATA with 554 5.4.6: it is looping between servers.")
 CFG(smtpd_max_line_length, INT, "1000",
     "Longest message text line accepted in DATA/BDAT, in octets including CRLF (RFC 5321: 1000). "
     "A message with a longer line is read to its end and rejected with 550 5.6.0.")

@@ -68,6 +68,7 @@ struct mx_rec {
 };
 
 static struct event_base *mxbase;
+static struct event_base *deferbase;  /* for answers made without a resolver (kept by destroy) */
 static struct ub_ctx *ctx;
 static struct event *ub_ev;
 static struct mx_req *outstanding;
@@ -239,6 +240,7 @@ int mx_init(struct event_base *base, const char *nameservers)
         return -1;
     }
     mxbase = base;
+    deferbase = base;
     int err = ub_ctx_async(ctx, 1);
     if (err == 0 && set_options() != 0)
         err = UB_SYNTAX;
@@ -515,7 +517,7 @@ static void req_defer(struct mx_req *r)
 {
     static const struct timeval now = {0, 0};
     if (r->defer == NULL)
-        r->defer = evtimer_new(mxbase, deferred, r);
+        r->defer = evtimer_new(mxbase ? mxbase : deferbase, deferred, r);
     if (r->defer == NULL || evtimer_add(r->defer, &now) != 0)
         log_fatalx("mx: cannot schedule a callback");
 }
@@ -547,12 +549,13 @@ static int query_start(struct mx_req *r, int i, int rrtype, ub_callback_type cb)
     return 0;
 }
 
-/* not_ready - mx_lookup/addr_lookup without mx_init: a programming error */
+/* not_ready - no resolver (mx_init failed or was not called): the lookup fails temporarily,
+ * still reported from the event loop when mx_init was ever given one; 1 if so */
 static int not_ready(void)
 {
     if (ctx && !closing)
         return 0;
-    log_warnx("mx: lookup without a resolver (mx_init not called)");
+    log_warnx("mx: lookup without a resolver");
     return 1;
 }
 
@@ -560,13 +563,18 @@ static int not_ready(void)
  * random order; the callback runs later from the event loop, never inside the call */
 void mx_lookup(const char *domain, mx_fn cb, void *arg)
 {
-    if (not_ready()) {
+    if (not_ready() && deferbase == NULL) {
         struct mx_result res = {.status = MX_TEMPFAIL};
         cb(arg, &res);
         return;
     }
     struct mx_req *r = req_new(REQ_MX, arg);
     r->mx_cb = cb;
+    if (not_ready()) {
+        r->mx.status = MX_TEMPFAIL;
+        req_defer(r);
+        return;
+    }
     if (!norm_name(r->name, sizeof(r->name), domain)) {
         r->mx.status = MX_NXDOMAIN;     /* no such name can exist in the DNS */
         req_defer(r);
@@ -579,7 +587,7 @@ void mx_lookup(const char *domain, mx_fn cb, void *arg)
 /* addr_lookup - A and AAAA of host (both queried) */
 void addr_lookup(const char *host, addr_fn cb, void *arg)
 {
-    if (not_ready()) {
+    if (not_ready() && deferbase == NULL) {
         struct addr_result res = {.status = 2};
         cb(arg, &res);
         return;
@@ -587,6 +595,10 @@ void addr_lookup(const char *host, addr_fn cb, void *arg)
     struct mx_req *r = req_new(REQ_ADDR, arg);
     r->addr_cb = cb;
     r->out6 = r->out4 = Q_TEMPFAIL;
+    if (not_ready()) {
+        req_defer(r);
+        return;
+    }
     if (!norm_name(r->name, sizeof(r->name), host)) {
         r->out6 = r->out4 = Q_NXDOMAIN;
         req_defer(r);

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +62,8 @@ struct session {
     struct smtpc_conn *conn;    /* while a transaction runs, or idle between two */
     int ntx;                    /* transactions on this connection */
     char *auth_user, *auth_pass;
+    char *helo, *ca_file;       /* copies: a SIGHUP frees the configuration they came from */
+    int retried_fresh;          /* a reused connection broke before MAIL: tried once anew */
     struct session *next;
 };
 
@@ -70,6 +73,11 @@ static struct {
     struct session *sessions;
     int nsessions;
     int quiescing;
+    int pumping;                /* in pump(): destinations are not freed */
+    int lookups;                /* DNS lookups outstanding */
+    int dns_reinit;             /* dns_nameservers changed: new resolver once lookups == 0 */
+    char *nameservers;          /* what the resolver was made with */
+    struct event *reinit_ev;
     struct route_maps *maps;
 } O;
 
@@ -141,6 +149,40 @@ static void job_done(struct djob *j)
     j->done(j);
 }
 
+/* ---- the resolver --------------------------------------------------------- */
+
+/* reinit_cb - dns_nameservers changed and no lookup is outstanding: a new resolver */
+static void reinit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (O.lookups > 0 || !O.dns_reinit)
+        return;
+    O.dns_reinit = 0;
+    free(O.nameservers);
+    O.nameservers = xstrdup(tern.cfg->dns_nameservers);
+    if (mx_init(O.base, O.nameservers) < 0)
+        log_warnx("outbound DNS resolver unavailable: MX lookups will fail temporarily");
+    else
+        log_info("outbound DNS resolver: %s", O.nameservers[0] ? O.nameservers : "/etc/resolv.conf");
+}
+
+static void lookup_done(void)
+{
+    if (--O.lookups == 0 && O.dns_reinit)
+        event_active(O.reinit_ev, EV_TIMEOUT, 0);
+}
+
+void outbound_reload(void)
+{
+    if (O.nameservers && strcmp(O.nameservers, tern.cfg->dns_nameservers) != 0) {
+        O.dns_reinit = 1;
+        if (O.lookups == 0)
+            event_active(O.reinit_ev, EV_TIMEOUT, 0);
+    }
+}
+
 /* ---- destinations -------------------------------------------------------- */
 
 static struct dest *dest_get(const char *key)
@@ -171,7 +213,7 @@ static struct djob *dest_pop(struct dest *d)
 /* dest_gc - forget an idle destination with nothing waiting */
 static void dest_gc(struct dest *d)
 {
-    if (d->active || d->head)
+    if (d->active || d->head || O.pumping)
         return;
     for (struct dest **pp = &O.dests; *pp; pp = &(*pp)->next)
         if (*pp == d) {
@@ -198,6 +240,9 @@ static void pump(void)
         per = 1;
     if (total < 1)
         total = 1;
+    if (O.pumping)
+        return; /* the outer pump() goes on */
+    O.pumping = 1;
     int progress = 1;
     while (progress && O.nsessions < total) {
         progress = 0;
@@ -206,6 +251,12 @@ static void pump(void)
                 session_start(d, dest_pop(d));
                 progress = 1;
             }
+    }
+    O.pumping = 0;
+    struct dest *next;
+    for (struct dest *d = O.dests; d; d = next) {
+        next = d->next;
+        dest_gc(d);
     }
 }
 
@@ -222,6 +273,8 @@ static void session_free(struct session *s)
     free(s->rc);
     free(s->auth_user);
     free(s->auth_pass);
+    free(s->helo);
+    free(s->ca_file);
     free(s);
 }
 
@@ -323,6 +376,7 @@ static void next_host(struct session *s)
     } else if (fill_literal(host, &s->addrs)) {
         try_next(s);
     } else {
+        O.lookups++;
         addr_lookup(host, addr_cb, s);
     }
 }
@@ -331,6 +385,7 @@ static void addr_cb(void *arg, const struct addr_result *r)
 {
     struct session *s = arg;
     const char *host = s->mx.hosts[s->host_i].name;
+    lookup_done();
     if (r->status != 0 || r->naddrs == 0) {
         s->perm_dns = r->status == 1;
         snprintf(s->last_esc, sizeof(s->last_esc), "%s", r->status == 1 ? "5.4.4" : "4.4.3");
@@ -418,10 +473,10 @@ static void try_next(struct session *s)
     int wrapper_verify = 0;
     sj->tls = route_tls(outbound_maps(), tern.cfg, s->domain, &s->route, &wrapper_verify);
     sj->tls_verify = wrapper_verify;
-    sj->ca_file = tern.cfg->smtp_tls_CAfile[0] ? tern.cfg->smtp_tls_CAfile : NULL;
+    sj->ca_file = s->ca_file;
     sj->auth_user = s->auth_user;
     sj->auth_pass = s->auth_pass;
-    sj->helo_name = tern.cfg->smtp_helo_name;
+    sj->helo_name = s->helo;
     sj->timeout_scale = 1;
     fill_job(s);
     s->ntx = 1;
@@ -482,6 +537,19 @@ static void rcpt_result(struct session *s, size_t k)
              split_reply(sj->status ? sj->reply : "lost connection", code, esc, sizeof(esc)));
 }
 
+/* reused_broke - a transaction on a reused connection failed with the connection lost
+ * before any reply to MAIL FROM */
+static int reused_broke(const struct session *s, const struct smtpc_job *sj)
+{
+    if (s->ntx < 2 || s->retried_fresh || sj->status == 0 || sj->status / 100 != 4 ||
+        strstr(sj->reply, "lost connection") == NULL)
+        return 0;
+    for (size_t k = 0; k < sj->nrcpt; k++)
+        if (sj->rcpts[k].code != 0)
+            return 0;
+    return strstr(sj->reply, "MAIL FROM") != NULL;
+}
+
 /* smtp_done - a transaction (or connection attempt) is over */
 static void smtp_done(void *arg, struct smtpc_job *sj)
 {
@@ -495,6 +563,17 @@ static void smtp_done(void *arg, struct smtpc_job *sj)
         if (j->t_begin == 0)
             j->t_begin = sj->t_begin;
         try_next(s);
+        return;
+    }
+    if (reused_broke(s, sj)) {
+        /* the idle connection went away under us (the peer closed after its last 250):
+         * not this message's fault, so once more on a fresh connection */
+        s->retried_fresh = 1;
+        s->conn = NULL;
+        s->host_i = 0;
+        s->tried = 0;
+        s->ntx = 0;
+        next_host(s);
         return;
     }
     s->reached = 1;
@@ -517,6 +596,7 @@ static void smtp_done(void *arg, struct smtpc_job *sj)
         return;
     }
     s->job = next;
+    s->retried_fresh = 0;
     next->t_begin = now_d();
     fill_job(s);
     s->ntx++;
@@ -534,6 +614,7 @@ static void mx_cb(void *arg, const struct mx_result *r)
 {
     struct session *s = arg;
     const char *dom = s->route.hop.host;
+    lookup_done();
     switch (r->status) {
     case MX_NULL_MX:
         fail_job(s, 'P', "5.1.10",
@@ -557,16 +638,22 @@ static void mx_cb(void *arg, const struct mx_result *r)
         break;
     }
     s->mx = *r;
-    /* mail for a domain whose best MX is this host loops; drop us and any worse host */
+    /* this host is an MX of the domain: only better hosts may take the mail (RFC 5321
+     * 5.1); hosts of our preference or worse are dropped, and with none left it loops */
     for (size_t i = 0; i < s->mx.nhosts; i++)
         if (strcasecmp(s->mx.hosts[i].name, tern.cfg->myhostname) == 0) {
-            if (i == 0) {
+            int mine = s->mx.hosts[i].pref;
+            size_t k = 0;
+            for (size_t h = 0; h < s->mx.nhosts; h++)
+                if (s->mx.hosts[h].pref < mine)
+                    s->mx.hosts[k++] = s->mx.hosts[h];
+            s->mx.nhosts = k;
+            if (k == 0) {
                 char t[600];
                 snprintf(t, sizeof(t), "mail for %s loops back to myself", dom);
                 fail_job(s, 'P', "5.4.6", t);
                 return;
             }
-            s->mx.nhosts = i;
             break;
         }
     next_host(s);
@@ -585,12 +672,15 @@ static void session_start(struct dest *d, struct djob *j)
     O.nsessions++;
     d->active++;
     j->t_begin = now_d();
+    s->helo = xstrdup(tern.cfg->smtp_helo_name);
+    s->ca_file = tern.cfg->smtp_tls_CAfile[0] ? xstrdup(tern.cfg->smtp_tls_CAfile) : NULL;
     const char *user, *pass;
     if (route_sasl(outbound_maps(), &s->route, s->domain, &user, &pass)) {
         s->auth_user = xstrdup(user);
         s->auth_pass = xstrdup(pass);
     }
     if (s->route.hop.mx) {
+        O.lookups++;
         mx_lookup(s->route.hop.host, mx_cb, s);
         return;
     }
@@ -621,7 +711,9 @@ int outbound_init(struct event_base *base)
 {
     O.base = base;
     O.quiescing = 0;
-    return mx_init(base, tern.cfg->dns_nameservers);
+    O.nameservers = xstrdup(tern.cfg->dns_nameservers);
+    O.reinit_ev = event_new(base, -1, 0, reinit_cb, NULL);
+    return mx_init(base, O.nameservers);
 }
 
 void outbound_submit(struct djob *j)
@@ -670,6 +762,11 @@ void outbound_shutdown(void)
     }
     smtpc_shutdown();
     mx_shutdown();
+    if (O.reinit_ev)
+        event_free(O.reinit_ev);
+    O.reinit_ev = NULL;
+    free(O.nameservers);
+    O.nameservers = NULL;
     route_maps_free(O.maps);
     O.maps = NULL;
 }

@@ -60,6 +60,9 @@ void djob_set(struct djob *j, size_t k, char status, const char *dsn, const char
  * smtp_sasl_password_maps; on error the old maps stay.  0 or -1 with err */
 int outbound_load_maps(char *err, size_t errsz);
 const struct route_maps *outbound_maps(void);
+/* outbound_reload - after SIGHUP: a changed dns_nameservers takes effect once no lookup
+ * is outstanding */
+void outbound_reload(void);
 /* outbound_init - start the resolver (dns_nameservers) */
 int outbound_init(struct event_base *base);
 /* outbound_submit - deliver j (SMTP or LMTP route); j->done runs later from the event loop */

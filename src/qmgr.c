@@ -66,14 +66,14 @@ struct worker {
     pid_t pid;
     struct bufferevent *bev;
     struct djob *job;
-    int retire;        /* restart after the current job (SIGHUP) */
+    int retire;        /* leave after the current job (SIGHUP: a fresh one replaces it) */
+    struct worker *next;
 };
 
 static struct {
     struct qmsg *msgs;
     int nactive;                 /* messages in an attempt */
-    struct worker *workers;
-    int nworkers;
+    struct worker *workers;      /* list; retiring ones included */
     struct djob *local_head, **local_tail;   /* local jobs waiting for a worker */
     struct event *timer;
     struct event *kick;          /* run the scheduler soon, outside any caller's loop */
@@ -101,7 +101,8 @@ static void kick(void)
 static void worker_readcb(struct bufferevent *bev, void *arg);
 static void worker_eventcb(struct bufferevent *bev, short what, void *arg);
 
-static int worker_spawn(struct worker *w)
+/* worker_spawn - a new worker process on the list; 0 or -1 */
+static int worker_spawn(void)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -123,18 +124,25 @@ static int worker_spawn(struct worker *w)
     }
     close(sv[1]);
     evutil_make_socket_nonblocking(sv[0]);
+    struct worker *w = xcalloc(1, sizeof(*w));
     w->pid = pid;
-    w->job = NULL;
-    w->retire = 0;
+    w->next = S.workers;
+    S.workers = w;
     w->bev = bufferevent_socket_new(tern.base, sv[0], BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(w->bev, worker_readcb, NULL, worker_eventcb, w);
     bufferevent_enable(w->bev, EV_READ | EV_WRITE);
     return 0;
 }
 
-/* worker_stop - end the process; a job it held is finished as a temporary failure */
-static void worker_stop(struct worker *w)
+/* worker_remove - end the process (it exits at EOF after its message) and forget it; a
+ * job it still held is finished as a temporary failure */
+static void worker_remove(struct worker *w)
 {
+    for (struct worker **pp = &S.workers; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
     if (w->bev) {
         /* EOF tells the worker to exit after its message; shut down now, since
          * libevent may defer the close of a freed bufferevent */
@@ -157,12 +165,27 @@ static void worker_stop(struct worker *w)
     } else if (j) {
         djob_free(j);
     }
+    free(w);
+}
+
+/* workers_wanted - start workers until local_delivery_workers are not retiring */
+static void workers_wanted(void)
+{
+    int n = 0;
+    for (struct worker *w = S.workers; w; w = w->next)
+        n += !w->retire;
+    for (; !S.stopping && n < tern.cfg->local_delivery_workers; n++)
+        if (worker_spawn() < 0) {
+            log_warn("cannot start a local delivery worker");
+            break;
+        }
 }
 
 static void local_dispatch(void)
 {
-    for (int i = 0; i < S.nworkers && S.local_head; i++) {
-        struct worker *w = &S.workers[i];
+    if (S.stopping)
+        return;
+    for (struct worker *w = S.workers; w && S.local_head; w = w->next) {
         if (!w->bev || w->job || w->retire)
             continue;
         struct djob *j = S.local_head;
@@ -211,12 +234,13 @@ static size_t job_slot(const struct djob *j, size_t idx)
     return k;
 }
 
-static void worker_line(struct worker *w, char *line)
+/* worker_line - one line from worker w; 1 if w is gone afterwards */
+static int worker_line(struct worker *w, char *line)
 {
     struct djob *j = w->job;
     char *p = line + 2;
     if (j == NULL || line[0] == '\0' || line[1] != ' ')
-        return;
+        return 0;
     if (line[0] == 'F') {
         size_t k = job_slot(j, strtoul(parse_word(&p), NULL, 10));
         char *word = parse_word(&p);
@@ -241,11 +265,11 @@ static void worker_line(struct worker *w, char *line)
         w->job = NULL;
         job_done(j);
         if (w->retire) {
-            worker_stop(w);
-            if (!S.stopping && worker_spawn(w) < 0)
-                log_warn("cannot restart local delivery worker");
+            worker_remove(w); /* idle now: it exits at once */
+            return 1;
         }
     }
+    return 0;
 }
 
 static void worker_readcb(struct bufferevent *bev, void *arg)
@@ -254,9 +278,11 @@ static void worker_readcb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     char *line;
     size_t n;
-    while (w->bev && (line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
-        worker_line(w, line);
+    while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
+        int gone = worker_line(w, line);
         free(line);
+        if (gone)
+            break;
     }
     local_dispatch();
     kick();
@@ -268,9 +294,8 @@ static void worker_eventcb(struct bufferevent *bev, short what, void *arg)
     struct worker *w = arg;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         log_warnx("local delivery worker %ld exited", (long)w->pid);
-        worker_stop(w);
-        if (!S.stopping && worker_spawn(w) < 0)
-            log_warn("cannot restart local delivery worker");
+        worker_remove(w);
+        workers_wanted();
         local_dispatch();
         kick();
     }
@@ -557,7 +582,10 @@ static void apply(struct qmsg *m, struct djob *j)
     size_t ok = 0;
     for (size_t k = 0; k < j->n; k++)
         ok += j->res[k].status == 'O' && env->rcpts[j->idx[k]].state == RCPT_QUEUED;
-    int write_states = !(m->jobs == 1 && ok == left);
+    size_t bounced = 0;
+    for (size_t i = 0; i < env->nrcpt; i++)
+        bounced += env->rcpts[i].state == RCPT_BOUNCE;
+    int write_states = !(m->jobs == 1 && ok == left && bounced == 0);
     int changed = 0;
     for (size_t k = 0; k < j->n; k++) {
         struct djob_result *r = &j->res[k];
@@ -801,20 +829,14 @@ static int mkdir_q(const char *name)
 
 int sched_init(void)
 {
-    char err[512];
+    /* the maps were loaded by ternd before it listened (outbound_load_maps) */
     if (mkdir_q("defer") < 0 || mkdir_q("warned") < 0)
         return -1;
-    if (outbound_load_maps(err, sizeof(err)) < 0) {
-        log_warnx("%s", err);
-        return -1;
-    }
     if (outbound_init(tern.base) < 0)
         log_warnx("outbound DNS resolver unavailable: MX lookups will fail temporarily");
     S.local_tail = &S.local_head;
-    S.nworkers = (int)tern.cfg->local_delivery_workers;
-    S.workers = xcalloc((size_t)S.nworkers, sizeof(*S.workers));
-    for (int i = 0; i < S.nworkers; i++)
-        if (worker_spawn(&S.workers[i]) < 0)
+    for (long long i = 0; i < tern.cfg->local_delivery_workers; i++)
+        if (worker_spawn() < 0)
             return -1;
     S.timer = event_new(tern.base, -1, EV_PERSIST, timer_cb, NULL);
     S.kick = event_new(tern.base, -1, 0, timer_cb, NULL);
@@ -828,37 +850,26 @@ void sched_reload(void)
     char err[512];
     if (outbound_load_maps(err, sizeof(err)) < 0)
         log_warnx("keeping the old maps: %s", err);
-    /* idle workers restart now, busy ones after their message */
-    int n = (int)tern.cfg->local_delivery_workers;
-    for (int i = 0; i < S.nworkers; i++) {
-        struct worker *w = &S.workers[i];
-        if (w->job && i < n) {
+    outbound_reload();
+    /* new workers (with the new configuration) replace the old ones: idle ones go now,
+     * busy ones after their message (worker_line) */
+    struct worker *next;
+    for (struct worker *w = S.workers; w; w = next) {
+        next = w->next;
+        if (w->job)
             w->retire = 1;
-            continue;
-        }
-        worker_stop(w);
+        else
+            worker_remove(w);
     }
-    if (n != S.nworkers) {
-        /* a busy worker beyond the new count finished above as a temporary failure */
-        S.workers = xrealloc(S.workers, (size_t)n * sizeof(*S.workers));
-        for (int i = S.nworkers; i < n; i++)
-            memset(&S.workers[i], 0, sizeof(S.workers[i]));
-        S.nworkers = n;
-    }
-    for (int i = 0; i < S.nworkers; i++)
-        if (!S.workers[i].bev && worker_spawn(&S.workers[i]) < 0)
-            log_warn("cannot start local delivery worker");
+    workers_wanted();
     local_dispatch();
-    for (struct qmsg *m = S.msgs; m; m = m->next)
-        if (!m->jobs)
-            m->next_try = 0;
     sched_run();
 }
 
 int sched_busy(void)
 {
-    for (int i = 0; i < S.nworkers; i++)
-        if (S.workers[i].job)
+    for (struct worker *w = S.workers; w; w = w->next)
+        if (w->job)
             return 1;
     return outbound_busy();
 }
@@ -872,11 +883,8 @@ void sched_quiesce(void)
 void sched_shutdown(void)
 {
     S.stopping = 1;
-    for (int i = 0; i < S.nworkers; i++)
-        worker_stop(&S.workers[i]);
-    free(S.workers);
-    S.workers = NULL;
-    S.nworkers = 0;
+    while (S.workers)
+        worker_remove(S.workers);
     while (S.local_head) {
         struct djob *j = S.local_head;
         S.local_head = j->next;

@@ -92,7 +92,9 @@ static void note_header(struct smtp_data *d, const char *c, size_t n, struct que
             queue_writer_write(w, "\n", 1); /* keep the body out of the header block */
         return;
     }
-    if (header_is(c, n, "Date"))
+    if (header_is(c, n, "Received"))
+        d->received++;
+    else if (header_is(c, n, "Date"))
         d->seen_date = 1;
     else if (header_is(c, n, "From"))
         d->seen_from = 1;

@@ -38,6 +38,7 @@ struct smtp_data {
      * when the message lacks them; "" = do not add */
     char fix_date[80], fix_msgid[300], fix_from[320];
     int seen_date, seen_msgid, seen_from;
+    int received;          /* Received: headers in the client's text (hop count) */
 };
 
 void smtp_data_begin(struct smtp_data *d, long long max_line, long long size_limit);

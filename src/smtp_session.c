@@ -426,8 +426,12 @@ static void message_finish(struct smtp_session *s)
     int flags = s->data.flags;
     if (flags == 0 && s->qw && queue_writer_failed(s->qw))
         flags = DATA_F_IOERR;
-    if (flags != 0 || s->qw == NULL) {
-        if (flags & DATA_F_TOOBIG)
+    /* our own Received: makes one more (Postfix's hopcount_limit) */
+    int hops = flags == 0 && s->data.received + 1 > tern.cfg->hopcount_limit;
+    if (flags != 0 || s->qw == NULL || hops) {
+        if (hops)
+            smtp_reply(s, R_TOO_MANY_HOPS, s->data.received + 1);
+        else if (flags & DATA_F_TOOBIG)
             smtp_reply(s, R_TOO_BIG);
         else if (flags & DATA_F_BADEOL)
             smtp_reply(s, R_BAD_DATA);

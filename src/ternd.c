@@ -8,6 +8,7 @@
 #include "dns.h"
 #include "log.h"
 #include "net.h"
+#include "outbound.h"
 #include "queue.h"
 #include "qmgr.h"
 #include "smtp_session.h"
@@ -258,6 +259,8 @@ int main(int argc, char **argv)
         log_fatalx("TLS: %s", err);
     if (tern.cfg->smtps_listen[0] && !tls_server_available())
         log_fatalx("smtps_listen needs smtpd_tls_cert_file");
+    if (outbound_load_maps(err, sizeof(err)) < 0)
+        log_fatalx("%s", err);
     if (listen_all(tern.cfg->smtp_listen, &kinds[0]) < 0 ||
         listen_all(tern.cfg->submission_listen, &kinds[1]) < 0 ||
         listen_all(tern.cfg->smtps_listen, &kinds[2]) < 0)
