@@ -794,3 +794,25 @@ def test_recipient_overshoot_does_not_end_session(make_tern):
     raw.send(b"Subject: many\r\n\r\nmany\r\n.\r\n")
     raw.expect(250)
     t.wait_mail("alice", 100, timeout=30)
+
+
+def test_hopcount_limit(make_tern):
+    """More than hopcount_limit Received: headers (with tern's own) is a loop: 554 5.4.6 at the
+    end of DATA, nothing queued; one fewer is accepted."""
+    t = make_tern(hopcount_limit=5)
+    for n, code in ((4, 250), (5, 554)):
+        r = t.raw()
+        r.cmd("EHLO client.example", 250)
+        r.cmd("MAIL FROM:<a@example.org>", 250)
+        r.cmd("RCPT TO:<alice@tern.test>", 250)
+        r.cmd("DATA", 354)
+        r.send("".join("Received: from hop%d.example by x.example; Sun, 22 Nov 2026 09:00:00 +0000\r\n" % i
+                       for i in range(n)) + "Subject: loop\r\n\r\nbody\r\n.\r\n")
+        lines = r.expect(code)
+        if code == 554:
+            assert lines[0].startswith("554 5.4.6 ")
+        r.cmd("QUIT", 221)
+    t.wait_mail("alice", 1)
+    import time
+    time.sleep(0.3)
+    assert len(t.mailbox("alice")) == 1
