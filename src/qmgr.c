@@ -29,6 +29,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,9 @@ struct qmsg {
     int fd;            /* the queue file during an attempt, else -1 */
     int temp;          /* some recipient failed temporarily in this attempt */
     struct why *why;   /* env.nrcpt entries during an attempt */
-    struct qmsg *next;
+    struct qmsg *hnext;   /* hash chain (by id) */
+    struct qmsg *rnext;   /* ready FIFO */
+    size_t heap_i;        /* 1 + index in the waiting heap, 0: not waiting */
 };
 
 struct worker {
@@ -70,8 +73,13 @@ struct worker {
     struct worker *next;
 };
 
+#define HASH_BUCKETS 65536
+
 static struct {
-    struct qmsg *msgs;
+    struct qmsg **hash;          /* every known message, by id */
+    struct qmsg *ready_head, **ready_tail;   /* due now, oldest first */
+    struct qmsg **heap;          /* waiting for next_try: a binary min-heap */
+    size_t nheap, heapcap;
     int nactive;                 /* messages in an attempt */
     struct worker *workers;      /* list; retiring ones included */
     struct djob *local_head, **local_tail;   /* local jobs waiting for a worker */
@@ -303,16 +311,88 @@ static void worker_eventcb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- messages -------------------------------------------------------------- */
 
-static struct qmsg *msg_find(const char *id, struct qmsg ***link)
+/* The scheduler never walks the whole queue: messages are found by id in a hash, due ones
+ * wait in a FIFO, the others in a heap ordered by next_try (a dead destination with a large
+ * backlog costs nothing per event). */
+
+static size_t bucket_of(const char *id)
 {
-    struct qmsg **pp = &S.msgs;
-    for (; *pp; pp = &(*pp)->next)
-        if (strcmp((*pp)->id, id) == 0) {
-            if (link)
-                *link = pp;
-            return *pp;
-        }
-    return NULL;
+    uint32_t h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h & (HASH_BUCKETS - 1);
+}
+
+static struct qmsg **msg_link(const char *id)
+{
+    struct qmsg **pp = &S.hash[bucket_of(id)];
+    while (*pp && strcmp((*pp)->id, id) != 0)
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static void ready_push(struct qmsg *m)
+{
+    m->rnext = NULL;
+    *S.ready_tail = m;
+    S.ready_tail = &m->rnext;
+}
+
+static struct qmsg *ready_pop(void)
+{
+    struct qmsg *m = S.ready_head;
+    if (m) {
+        S.ready_head = m->rnext;
+        if (!S.ready_head)
+            S.ready_tail = &S.ready_head;
+        m->rnext = NULL;
+    }
+    return m;
+}
+
+static void heap_set(size_t i, struct qmsg *m)
+{
+    S.heap[i] = m;
+    m->heap_i = i + 1;
+}
+
+/* wait_until - m is idle until t */
+static void wait_until(struct qmsg *m, time_t t)
+{
+    m->next_try = t;
+    if (S.nheap == S.heapcap) {
+        S.heapcap = S.heapcap ? S.heapcap * 2 : 256;
+        S.heap = xrealloc(S.heap, S.heapcap * sizeof(*S.heap));
+    }
+    size_t i = S.nheap++;
+    while (i > 0 && S.heap[(i - 1) / 2]->next_try > t) {
+        heap_set(i, S.heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(i, m);
+}
+
+/* heap_pop - the message waiting the shortest */
+static struct qmsg *heap_pop(void)
+{
+    struct qmsg *top = S.heap[0], *last = S.heap[--S.nheap];
+    top->heap_i = 0;
+    if (S.nheap == 0)
+        return top;
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= S.nheap)
+            break;
+        if (c + 1 < S.nheap && S.heap[c + 1]->next_try < S.heap[c]->next_try)
+            c++;
+        if (S.heap[c]->next_try >= last->next_try)
+            break;
+        heap_set(i, S.heap[c]);
+        i = c;
+    }
+    heap_set(i, last);
+    return top;
 }
 
 /* attempt_release - the attempt is over: forget the envelope and the file */
@@ -335,12 +415,13 @@ static void attempt_release(struct qmsg *m)
     }
 }
 
+/* msg_drop - forget m (it is in an attempt: neither ready nor waiting) */
 static void msg_drop(struct qmsg *m)
 {
-    struct qmsg **link;
     attempt_release(m);
-    if (msg_find(m->id, &link)) {
-        *link = m->next;
+    struct qmsg **link = msg_link(m->id);
+    if (*link == m) {
+        *link = m->hnext;
         free(m);
     }
 }
@@ -495,7 +576,7 @@ static void finish(struct qmsg *m)
         if (bounce_send(tern.cfg, &m->env, m->fd, newid) < 0) {
             log_warn("%s: cannot queue the non-delivery report; will retry", m->id);
             attempt_release(m);
-            m->next_try = time(NULL) + 60;
+            wait_until(m, time(NULL) + 60);
             return;
         }
         if (newid[0])
@@ -529,8 +610,8 @@ static void round_done(struct qmsg *m)
     buf_free(&notes);
     delay_report(m);
     m->attempts++;
-    m->next_try = time(NULL) + backoff(m);
     attempt_release(m);
+    wait_until(m, time(NULL) + backoff(m));
 }
 
 /* forward_message - queue a copy of the message for alias targets elsewhere.
@@ -699,7 +780,7 @@ static void attempt(struct qmsg *m)
         log_warnx("%s: cannot read queue file", m->id);
         if (fd >= 0)
             close(fd);
-        m->next_try = time(NULL) + 300;
+        wait_until(m, time(NULL) + 300);
         return;
     }
     m->fd = fd;
@@ -788,13 +869,11 @@ static void sched_run(void)
     if (S.stopping)
         return;
     time_t now = time(NULL);
-    struct qmsg *next;
-    for (struct qmsg *m = S.msgs; m && S.nactive < ACTIVE_MAX; m = next) {
-        next = m->next;
-        if (m->jobs || m->next_try > now)
-            continue;
+    while (S.nheap > 0 && S.heap[0]->next_try <= now)
+        ready_push(heap_pop());
+    struct qmsg *m;
+    while (S.nactive < ACTIVE_MAX && (m = ready_pop()) != NULL)
         attempt(m);
-    }
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -807,16 +886,18 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 void sched_add(const char *qid)
 {
-    if (msg_find(qid, NULL))
+    if (!S.hash) {
+        S.hash = xcalloc(HASH_BUCKETS, sizeof(*S.hash));
+        S.ready_tail = &S.ready_head;
+    }
+    struct qmsg **link = msg_link(qid);
+    if (*link)
         return;
     struct qmsg *m = xcalloc(1, sizeof(*m));
     snprintf(m->id, sizeof(m->id), "%s", qid);
     m->fd = -1;
-    /* append, so older messages are tried first */
-    struct qmsg **pp = &S.msgs;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = m;
+    *link = m;
+    ready_push(m); /* behind the others: older messages first */
     kick();
 }
 
@@ -898,10 +979,18 @@ void sched_shutdown(void)
     if (S.kick)
         event_free(S.kick);
     S.kick = NULL;
-    while (S.msgs) {
-        struct qmsg *m = S.msgs;
-        S.msgs = m->next;
-        attempt_release(m);
-        free(m);
-    }
+    for (size_t b = 0; S.hash && b < HASH_BUCKETS; b++)
+        while (S.hash[b]) {
+            struct qmsg *m = S.hash[b];
+            S.hash[b] = m->hnext;
+            attempt_release(m);
+            free(m);
+        }
+    free(S.hash);
+    S.hash = NULL;
+    free(S.heap);
+    S.heap = NULL;
+    S.nheap = S.heapcap = 0;
+    S.ready_head = NULL;
+    S.ready_tail = &S.ready_head;
 }

@@ -1,11 +1,12 @@
 /* qmgr.h - the queue manager: which message is delivered when, by whom
  *
  * Runs in the event loop of ternd.  Keeps a small record per queued message
- * (id, arrival, next attempt, attempts), reads the envelope from disk when an
- * attempt is due, and hands local recipients to the local delivery workers
- * (separate processes, see local_worker.c).  Results come back over a
- * socketpair and are written into the queue file (recipient state bytes,
- * fdatasync) before the message is removed.
+ * (id, next attempt, attempts) in a hash by id, with due messages in a FIFO and
+ * the others in a heap by next attempt.  When an attempt is due it reads the
+ * envelope, routes the recipients (route.c) and hands out delivery jobs: local
+ * recipients to the local delivery workers (processes, local_worker.c), SMTP and
+ * LMTP ones to outbound.c.  Results are written into the queue file
+ * (recipient state bytes, fdatasync) before the message is removed or retried.
  */
 #ifndef TERN_QMGR_H
 #define TERN_QMGR_H
